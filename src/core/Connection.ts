@@ -1,0 +1,75 @@
+/**
+ * A stream handler's view of one accepted connection: incoming bytes, writes with backpressure,
+ * half-close, close and the two addresses.
+ *
+ * The same interface is implemented over a Node socket in this process, over a socket handle
+ * passed to a child process, or over a message channel to a worker thread, so a handler runs
+ * unchanged under every strategy. This file is only the contract.
+ *
+ * @since 0.1.0
+ */
+import type { Cause, Effect, Pull, Stream } from "effect"
+import { Schema } from "effect"
+import type { NonEmptyReadonlyArray } from "effect/Array"
+import type { NetAddress } from "effect/net"
+
+/**
+ * Why a connection operation failed.
+ *
+ * - `ReadFailed` / `WriteFailed`: the peer reset the connection or the socket broke.
+ * - `IdleTimeout`: nothing was read or written for the server's idle timeout; the connection was closed.
+ * - `Closed`: the connection was already closed (by `close`, the server, or a shutdown).
+ *
+ * @category errors
+ */
+export class ConnectionError extends Schema.TaggedError<ConnectionError>()("ConnectionError", {
+  reason: Schema.Literals(["ReadFailed", "WriteFailed", "IdleTimeout", "Closed"]),
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/**
+ * One accepted stream connection (TCP or Unix).
+ *
+ * Reading is pull-based: bytes are read from the kernel only when the handler asks, so a slow
+ * handler slows its peer down (TCP flow control) instead of buffering without bound.
+ *
+ * @category models
+ */
+export interface Connection {
+  /** Server-unique number, for logs. */
+  readonly id: number
+  /** `"tcp"` or `"unix"`. */
+  readonly transport: "tcp" | "unix"
+  /** The address the server listens on. */
+  readonly localAddress: NetAddress.SocketAddress
+  /** The peer's address; `undefined` for Unix-socket peers, which are unnamed. */
+  readonly remoteAddress: NetAddress.InetAddress | undefined
+  /** The peer as people read it: `"127.0.0.1:51234"`, or `"local"` for a Unix-socket peer. */
+  readonly peer: string
+  /**
+   * The next batch of received chunks. Fails with `Cause.Done` once the peer has half-closed
+   * (end of stream) and with `ConnectionError` when the connection breaks.
+   */
+  readonly read: Pull.Pull<NonEmptyReadonlyArray<Uint8Array>, ConnectionError>
+  /**
+   * Received bytes as a stream that ends when the peer half-closes. Built on `read`: consume one
+   * or the other, once.
+   */
+  readonly bytes: Stream.Stream<Uint8Array, ConnectionError>
+  /** Writes one chunk; waits while the socket's send buffer is full. */
+  readonly write: (chunk: Uint8Array | string) => Effect.Effect<void, ConnectionError>
+  /** Writes several chunks as one batch (one syscall where possible); waits while the send buffer is full. */
+  readonly writeAll: (chunks: ReadonlyArray<Uint8Array | string>) => Effect.Effect<void, ConnectionError>
+  /** Half-close: flush what was written, send end-of-stream, keep reading. */
+  readonly end: Effect.Effect<void>
+  /** Closes both directions now; unsent data is discarded. */
+  readonly close: Effect.Effect<void>
+}
+
+/**
+ * Whether a failure from `read` means the peer ended the stream normally.
+ * @category guards
+ */
+export const isEndOfStream = (error: ConnectionError | Cause.Done): error is Cause.Done =>
+  !(error instanceof ConnectionError)

@@ -1,0 +1,360 @@
+/**
+ * The server: serve forever, handle one, shut down gracefully; hooks and limits around every job.
+ *
+ * `Server.layer(options)` needs a `Listener` (where connections come from) and a `Strategy` (how
+ * they run). A handler written once runs under any combination:
+ *
+ * ```ts
+ * const program = Effect.gen(function*() {
+ *   const server = yield* Server.Server
+ *   yield* server.serve(EchoServer.streamHandler)
+ * }).pipe(Effect.provide(Server.layer().pipe(Layer.provide([StreamListener.layerTcp({ port: 7000 }), Strategy.layerFiber()]))))
+ * ```
+ *
+ * Python's SocketServer, mapped: `serve_forever` is `serve`, `handle_request` with `timeout` is
+ * `handleOne`, `shutdown` is `shutdown`, `verify_request` is `options.verify`, `handle_error`
+ * is `options.onError`, `daemon_threads` is `shutdownMode: "immediate"`.
+ *
+ * This file imports no Node module.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Semaphore, Stream } from "effect"
+import type { NetAddress } from "effect/net"
+import * as Connection from "./Connection.ts"
+import type * as Handler from "./Handler.ts"
+import * as Listener from "./Listener.ts"
+import * as Metrics from "./Metrics.ts"
+import * as Strategy from "./Strategy.ts"
+import type * as Transport from "./Transport.ts"
+
+/**
+ * A peer as the hooks see it.
+ * @category models
+ */
+export interface Peer {
+  readonly id: number
+  readonly transport: Transport.Kind
+  /** `"127.0.0.1:51234"`, a Unix path, `"local"` (Unix-stream peer) or `"anonymous"` (unbound Unix-datagram sender). */
+  readonly peer: string
+  readonly address: NetAddress.SocketAddress | undefined
+}
+
+/**
+ * A handler failed or died. Interruption (shutdown) is not a failure.
+ * @category models
+ */
+export interface HandlerFailure extends Peer {
+  readonly handler: string
+  readonly cause: Cause.Cause<unknown>
+}
+
+/**
+ * Server options. All optional.
+ * @category models
+ */
+export interface Options {
+  /**
+   * At most this many connections/datagrams are served at once; at the limit the server stops
+   * taking accepted connections (they wait unread) until one finishes. Default: no limit.
+   */
+  readonly maxConnections?: number | undefined
+  /** Close a connection after this long without reading or writing. Default: never. */
+  readonly idleTimeout?: Duration.Input | undefined
+  /** How long a graceful shutdown waits for in-flight handlers before interrupting them. Default 10 seconds. */
+  readonly drainTimeout?: Duration.Input | undefined
+  /** `"graceful"` (default) drains in-flight handlers; `"immediate"` interrupts them at once. */
+  readonly shutdownMode?: "graceful" | "immediate" | undefined
+  /** Decides whether to serve a peer; `false` closes the connection (or drops the datagram) unserved. */
+  readonly verify?: ((peer: Peer) => Effect.Effect<boolean>) | undefined
+  /**
+   * Observes handler failures. Runs after the failure is logged and counted; whatever it does, the
+   * server and other connections go on. Default: nothing more.
+   */
+  readonly onError?: ((failure: HandlerFailure) => Effect.Effect<void>) | undefined
+}
+
+/** @category constants */
+export const defaultDrainTimeout: Duration.Input = "10 seconds"
+
+/**
+ * What `handleOne` did.
+ * @category models
+ */
+export type HandleResult =
+  | { readonly _tag: "Handled"; readonly peer: Peer }
+  | { readonly _tag: "Rejected"; readonly peer: Peer }
+  | { readonly _tag: "TimedOut" }
+  | { readonly _tag: "Stopped" }
+
+/**
+ * The server cannot serve with this handler or strategy.
+ * @category errors
+ */
+export class ServerError extends Schema.TaggedError<ServerError>()("ServerError", {
+  reason: Schema.Literals(["HandlerMismatch", "StrategyFailed"]),
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/**
+ * A running server bound to one listener.
+ * @category services
+ */
+export class Server extends Context.Service<Server, {
+  readonly address: NetAddress.SocketAddress
+  readonly transport: Transport.Kind
+  readonly strategy: Strategy.Name
+  /** Serves until `shutdown` (returns after draining) or interruption (drains, then ends). */
+  readonly serve: <E, R>(handler: Handler.Handler<E, R>) => Effect.Effect<void, ServerError, R>
+  /** Waits for one connection or datagram (at most `timeout`) and serves it to completion. */
+  readonly handleOne: <E, R>(
+    handler: Handler.Handler<E, R>,
+    options?: { readonly timeout?: Duration.Input | undefined }
+  ) => Effect.Effect<HandleResult, ServerError, R>
+  /**
+   * Stops accepting (the listening socket closes), lets in-flight handlers finish within the drain
+   * timeout, interrupts the rest, and returns when every `serve` has ended. Final.
+   */
+  readonly shutdown: Effect.Effect<void>
+}>()("effect-netkit/core/Server") {}
+
+const peerOf = (incoming: Listener.Incoming, kind: Transport.Kind): Peer =>
+  incoming._tag === "IncomingConnection"
+    ? { id: incoming.id, transport: kind, peer: incoming.peer, address: incoming.remoteAddress }
+    : { id: incoming.id, transport: kind, peer: incoming.datagram.peer, address: incoming.datagram.sender }
+
+/**
+ * Builds a server over the current `Listener` and `Strategy`. Releasing its scope shuts it down.
+ * @category constructors
+ */
+export const make = Effect.fnUntraced(function*(options: Options = {}) {
+  const listener = yield* Listener.Listener
+  const strategy = yield* Strategy.Strategy
+  const kind = listener.kind
+  const drainTimeout = options.drainTimeout ?? defaultDrainTimeout
+  const graceful = (options.shutdownMode ?? "graceful") === "graceful"
+  const slots = options.maxConnections !== undefined && Number.isFinite(options.maxConnections)
+    ? yield* Semaphore.make(Math.max(1, options.maxConnections))
+    : undefined
+  const stopping = yield* Deferred.make<void>()
+  let serving = 0
+  const idle = yield* Deferred.make<void>()
+  yield* Deferred.succeed(idle, undefined)
+  let idleSignal = idle
+
+  const openOptions = { idleTimeout: options.idleTimeout }
+
+  const reportFailure = (peer: Peer, handler: string, cause: Cause.Cause<unknown>) =>
+    Effect.gen(function*() {
+      yield* Metrics.handlerFailed(kind)
+      // A peer that resets or idles out is routine; anything else deserves attention.
+      const routine = Option.match(Cause.findErrorOption(cause), {
+        onNone: () => false,
+        onSome: (error) => error instanceof Connection.ConnectionError
+      })
+      yield* (routine ? Effect.logDebug : Effect.logWarning)("handler failed", cause).pipe(
+        Effect.annotateLogs({ transport: kind, peer: peer.peer, connection: peer.id, handler })
+      )
+      if (options.onError) {
+        yield* options.onError({ ...peer, handler, cause }).pipe(
+          Effect.catchCause((hookCause) => Effect.logError("onError hook failed", hookCause))
+        )
+      }
+    })
+
+  const runHandler = <E, R>(incoming: Listener.Incoming, handler: Handler.Handler<E, R>): Effect.Effect<void, unknown, R> => {
+    if (incoming._tag === "IncomingDatagram") {
+      return (handler as Handler.DatagramHandler<E, R>).handle(incoming.datagram) as Effect.Effect<void, E, R>
+    }
+    const handle = (handler as Handler.StreamHandler<E, R>).handle
+    return Effect.scoped(
+      Effect.flatMap(
+        Effect.catch(incoming.open(openOptions), (error) =>
+          // The peer left while waiting to be served: nothing to handle, nothing failed.
+          error.reason === "Closed" ? Effect.interrupt : Effect.fail(error)),
+        handle
+      )
+    ) as Effect.Effect<void, E | Connection.ConnectionError, R>
+  }
+
+  // Jobs that were handed to the strategy and not finished yet: whatever happens to the strategy,
+  // these are closed and their slots released when `serve` ends.
+  const makeJob = <E, R>(incoming: Listener.Incoming, handler: Handler.Handler<E, R>, unfinished: Set<() => Effect.Effect<void>>) => {
+    const peer = peerOf(incoming, kind)
+    let finished = false
+    const finish = Effect.suspend(() => {
+      if (finished) return Effect.void
+      finished = true
+      unfinished.delete(abandon)
+      return slots ? Semaphore.release(slots, 1) : Effect.void
+    })
+    const abandon = () =>
+      Effect.andThen(incoming._tag === "IncomingConnection" ? incoming.reject : Effect.void, finish)
+    unfinished.add(abandon)
+    const job: Strategy.Job<R> = {
+      incoming,
+      runHere: runHandler(incoming, handler).pipe(
+        Effect.catchCause((cause) =>
+          Cause.hasInterruptsOnly(cause) ? Effect.void : reportFailure(peer, handler.name, cause)
+        ),
+        Effect.ensuring(finish)
+      ),
+      complete: (outcome) =>
+        Effect.ensuring(
+          outcome._tag === "Failed"
+            ? reportFailure(peer, handler.name, outcome.cause)
+            : outcome._tag === "Aborted"
+            ? Effect.logDebug("job aborted", outcome.reason).pipe(Effect.annotateLogs({ transport: kind, peer: peer.peer }))
+            : Effect.void,
+          finish
+        )
+    }
+    return job
+  }
+
+  // Accepted item -> job, or nothing when the verify hook says no. Waiting for a slot happens
+  // here, so at the connection limit the server simply stops taking accepted connections.
+  const prepare = <E, R>(incoming: Listener.Incoming, handler: Handler.Handler<E, R>, unfinished: Set<() => Effect.Effect<void>>) =>
+    Effect.gen(function*() {
+      if (incoming._tag === "IncomingConnection") yield* Metrics.accepted(kind)
+      else yield* Metrics.received(kind, 1, incoming.datagram.payload.byteLength)
+      if (slots) yield* Semaphore.take(slots, 1)
+      const job = makeJob(incoming, handler, unfinished)
+      if (options.verify) {
+        const peer = peerOf(incoming, kind)
+        const allowed = yield* options.verify(peer).pipe(
+          Effect.catchCause((cause) => Effect.as(Effect.logWarning("verify hook failed; peer refused", cause), false))
+        )
+        if (!allowed) {
+          yield* Metrics.rejected(kind)
+          yield* Effect.logDebug("peer refused by verify hook").pipe(Effect.annotateLogs({ transport: kind, peer: peer.peer }))
+          yield* job.complete({ _tag: "Aborted", reason: "refused by verify hook" })
+          if (incoming._tag === "IncomingConnection") yield* incoming.reject
+          return undefined
+        }
+      }
+      return job
+    }).pipe(Effect.onInterrupt(() => incoming._tag === "IncomingConnection" ? incoming.reject : Effect.void))
+
+  const checkHandler = <E, R>(handler: Handler.Handler<E, R>) => {
+    const wanted = kind === "tcp" || kind === "unix" ? "StreamHandler" : "DatagramHandler"
+    return handler._tag === wanted ? Effect.void : Effect.fail(
+      new ServerError({
+        reason: "HandlerMismatch",
+        message: `a ${handler._tag} cannot serve a ${kind} listener; use Handler.${
+          wanted === "StreamHandler" ? "stream" : "datagram"
+        }`
+      })
+    )
+  }
+
+  const enter = Effect.sync(() => {
+    if (serving++ === 0) idleSignal = Deferred.makeUnsafe<void>()
+  })
+  const leave = Effect.suspend(() => --serving === 0 ? Deferred.succeed(idleSignal, undefined) : Effect.succeed(false))
+
+  // Counts running `serve`/`handleOne` calls so that `shutdown` can wait for all of them.
+  const tracked = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.acquireUseRelease(enter, () => self, () => leave)
+
+  const abandonAll = (unfinished: Set<() => Effect.Effect<void>>) =>
+    Effect.suspend(() => Effect.forEach([...unfinished], (abandon) => abandon(), { discard: true }))
+
+  const runJobs = <E, R>(jobs: Stream.Stream<Strategy.Job<R>>, handler: Handler.Handler<E, R>, unfinished: Set<() => Effect.Effect<void>>) =>
+    Effect.gen(function*() {
+      const stopThis = yield* Deferred.make<void>()
+      const run = yield* strategy.run(
+        jobs.pipe(Stream.interruptWhen(Effect.raceFirst(Deferred.await(stopping), Deferred.await(stopThis)))),
+        handler
+      ).pipe(Effect.forkDetach({ startImmediately: true }))
+      const drainThenInterrupt = Effect.gen(function*() {
+        if (graceful) yield* Effect.timeoutOption(Fiber.await(run), drainTimeout)
+        yield* Fiber.interrupt(run)
+      })
+      const exit = yield* Fiber.await(run).pipe(
+        Effect.raceFirst(Deferred.await(stopping).pipe(Effect.andThen(drainThenInterrupt), Effect.andThen(Fiber.await(run)))),
+        Effect.onInterrupt(() => Effect.andThen(Deferred.succeed(stopThis, undefined), drainThenInterrupt)),
+        Effect.ensuring(Effect.andThen(Fiber.interrupt(run), abandonAll(unfinished)))
+      )
+      if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
+        return yield* new ServerError({
+          reason: "StrategyFailed",
+          message: `the ${strategy.name} strategy failed: ${Cause.pretty(exit.cause)}`,
+          cause: Cause.squash(exit.cause)
+        })
+      }
+    })
+
+  const serve = <E, R>(handler: Handler.Handler<E, R>): Effect.Effect<void, ServerError, R> =>
+    Effect.gen(function*() {
+      yield* checkHandler(handler)
+      const unfinished = new Set<() => Effect.Effect<void>>()
+      const jobs = listener.incoming.pipe(
+        Stream.mapEffect((incoming) => prepare(incoming, handler, unfinished)),
+        Stream.filter((job): job is Strategy.Job<R> => job !== undefined)
+      )
+      yield* Effect.logInfo("serving").pipe(
+        Effect.annotateLogs({ transport: kind, strategy: strategy.name, handler: handler.name })
+      )
+      yield* runJobs(jobs, handler, unfinished)
+    }).pipe(tracked)
+
+  const handleOne = <E, R>(handler: Handler.Handler<E, R>, handleOptions?: { readonly timeout?: Duration.Input | undefined }) =>
+    Effect.gen(function*() {
+      yield* checkHandler(handler)
+      const next = Effect.raceFirst(
+        Effect.map(Effect.option(listener.accept), Option.getOrUndefined),
+        Effect.as(Deferred.await(stopping), undefined)
+      )
+      const incoming = handleOptions?.timeout === undefined
+        ? yield* next
+        : yield* Effect.map(Effect.timeoutOption(next, handleOptions.timeout), (o) => Option.isSome(o) ? o.value ?? null : "timeout" as const)
+      if (incoming === "timeout") return { _tag: "TimedOut" } as const
+      if (incoming === undefined || incoming === null) return { _tag: "Stopped" } as const
+      const unfinished = new Set<() => Effect.Effect<void>>()
+      const peer = peerOf(incoming, kind)
+      const job = yield* prepare(incoming, handler, unfinished)
+      if (job === undefined) return { _tag: "Rejected", peer } as const
+      yield* runJobs(Stream.make(job), handler, unfinished)
+      return { _tag: "Handled", peer } as const
+    }).pipe(tracked)
+
+  const shutdown = Effect.gen(function*() {
+    yield* Deferred.succeed(stopping, undefined)
+    yield* listener.stop
+    yield* Deferred.await(idleSignal)
+  })
+
+  yield* Effect.addFinalizer(() =>
+    Effect.andThen(shutdown, Effect.logInfo("server stopped").pipe(Effect.annotateLogs({ transport: kind })))
+  )
+  return Server.of({
+    address: listener.address,
+    transport: kind,
+    strategy: strategy.name,
+    serve,
+    handleOne,
+    shutdown
+  })
+})
+
+/**
+ * The server as a layer over a `Listener` and a `Strategy`.
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<Server, never, Listener.Listener | Strategy.Strategy> =>
+  Layer.effect(Server, make(options))
+
+/**
+ * A layer that serves `handler` in the background for as long as it is alive; releasing it
+ * shuts the server down gracefully.
+ * @category layers
+ */
+export const layerServe = <E, R>(handler: Handler.Handler<E, R>): Layer.Layer<never, never, Server | R> =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const server = yield* Server
+    yield* Effect.forkScoped(
+      server.serve(handler).pipe(Effect.catchCause((cause) => Effect.logError("server stopped with an error", cause))),
+      { startImmediately: true }
+    )
+  }))

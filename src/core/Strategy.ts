@@ -1,0 +1,129 @@
+/**
+ * How each accepted connection or datagram is run: swap the layer, keep the handler.
+ *
+ * The server turns every accepted item into a `Job` and hands a stream of jobs to the `Strategy`.
+ * `sequential` runs one job at a time; `fiber` runs each in its own fiber, multiplexed by Node's
+ * event loop (our select/poll/epoll); `fork` and `worker` (see `ForkStrategy`, `WorkerStrategy`)
+ * run the handler in child processes or worker threads, loading it by its `Handler.Reference`.
+ *
+ * Contract for implementations:
+ * 1. consume `jobs` until the stream ends (the server ends it to stop accepting);
+ * 2. return once every started job has completed (that is the graceful drain);
+ * 3. when interrupted, abort in-flight jobs and release everything (fibers, processes, threads)
+ *    before returning;
+ * 4. finish every job exactly once, with `job.runHere` or with `job.complete`.
+ *
+ * This file imports no Node module.
+ *
+ * @since 0.1.0
+ */
+import type { Cause } from "effect"
+import { Context, Effect, FiberSet, Layer, Schema, Semaphore, Stream } from "effect"
+import type * as Handler from "./Handler.ts"
+import type * as Listener from "./Listener.ts"
+
+/**
+ * How a job ended when it ran outside this process.
+ * @category models
+ */
+export type Outcome =
+  | { readonly _tag: "Completed" }
+  | { readonly _tag: "Failed"; readonly cause: Cause.Cause<unknown> }
+  | { readonly _tag: "Aborted"; readonly reason: string }
+
+/**
+ * One accepted connection or datagram, ready to run.
+ * @category models
+ */
+export interface Job<R> {
+  readonly incoming: Listener.Incoming
+  /**
+   * Runs the handler here, in the current fiber, with everything the server adds around it
+   * (opening the connection, idle timeout, metrics, the error hook). Never fails.
+   */
+  readonly runHere: Effect.Effect<void, never, R>
+  /** For strategies that ran the handler elsewhere: how it ended. Releases the job's slot. */
+  readonly complete: (outcome: Outcome) => Effect.Effect<void>
+}
+
+/**
+ * A strategy could not run jobs at all (a child process or worker could not be started, the
+ * handler cannot be loaded elsewhere).
+ * @category errors
+ */
+export class StrategyError extends Schema.TaggedError<StrategyError>()("StrategyError", {
+  strategy: Schema.String,
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/**
+ * The strategy names.
+ * @category models
+ */
+export type Name = "sequential" | "fiber" | "fork" | "worker"
+
+/**
+ * Runs jobs. See the module documentation for the contract.
+ * @category services
+ */
+export class Strategy extends Context.Service<Strategy, {
+  readonly name: Name
+  readonly run: <E, R>(
+    jobs: Stream.Stream<Job<R>>,
+    handler: Handler.Handler<E, R>
+  ) => Effect.Effect<void, StrategyError, R>
+}>()("effect-netkit/core/Strategy") {}
+
+/**
+ * One job at a time, in the order accepted: the next client waits (accepted, not yet read) until
+ * the current one is done. Python's plain `TCPServer`.
+ * @category layers
+ */
+export const layerSequential: Layer.Layer<Strategy> = Layer.succeed(Strategy, Strategy.of({
+  name: "sequential",
+  run: (jobs) => Stream.runForEach(jobs, (job) => job.runHere)
+}))
+
+/**
+ * Options for the fiber strategy.
+ * @category models
+ */
+export interface FiberOptions {
+  /** At most this many jobs at once; the next waits (unread) for a free slot. Default: no limit. */
+  readonly maxConcurrent?: number | undefined
+}
+
+/**
+ * Each job in its own fiber. Node's event loop multiplexes all of them: the select/poll/epoll
+ * server without writing the loop.
+ * @category constructors
+ */
+export const makeFiber = (options?: FiberOptions): Strategy["Service"] => {
+  const max = options?.maxConcurrent
+  return Strategy.of({
+    name: "fiber",
+    run: <E, R>(jobs: Stream.Stream<Job<R>>, _handler: Handler.Handler<E, R>) =>
+      Effect.gen(function*() {
+        // Closing this scope (on interruption) interrupts every job still running.
+        const running = yield* FiberSet.make<void, never>()
+        if (max === undefined || !Number.isFinite(max)) {
+          yield* Stream.runForEach(jobs, (job) => FiberSet.run(running, job.runHere))
+        } else {
+          const slots = yield* Semaphore.make(Math.max(1, max))
+          yield* Stream.runForEach(jobs, (job) =>
+            Effect.andThen(
+              Semaphore.take(slots, 1),
+              FiberSet.run(running, Effect.ensuring(job.runHere, Semaphore.release(slots, 1)))
+            ))
+        }
+        yield* FiberSet.awaitEmpty(running)
+      }).pipe(Effect.scoped)
+  })
+}
+
+/**
+ * The fiber strategy as a layer.
+ * @category layers
+ */
+export const layerFiber = (options?: FiberOptions): Layer.Layer<Strategy> => Layer.succeed(Strategy, makeFiber(options))

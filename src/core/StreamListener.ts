@@ -1,0 +1,175 @@
+/**
+ * TCP and Unix-stream listeners as scoped Layers providing `Listener`.
+ *
+ * Building the layer binds and listens; releasing it stops accepting, closes the connections still
+ * waiting in the queue and, for Unix paths, removes the socket file. Connections that were handed
+ * out belong to whoever opened them.
+ *
+ * The accept side is a plain `node:net` server rather than effect's `NodeSocketServer`: that one
+ * can only stop accepting by releasing its scope, which waits for every connection to end and
+ * forks a fiber per connection with no bound, while graceful shutdown must close the listening
+ * socket first and let connections drain, and the server must be able to pause serving at a
+ * connection limit. Every accepted connection is still effect's `NodeSocket` (see `open`).
+ *
+ * @since 0.1.0
+ */
+import { Cause, Effect, Layer, Queue, Stream } from "effect"
+import { NetAddress } from "effect/net"
+import * as Net from "node:net"
+import * as Listener from "./Listener.ts"
+import * as Transport from "./Transport.ts"
+import * as BindErrors from "./internal/bindError.ts"
+import * as NodeConnection from "./internal/nodeConnection.ts"
+import * as UnixPath from "./internal/unixPath.ts"
+
+/**
+ * Listener options beyond the transport's.
+ * @category models
+ */
+export interface Options {
+  /**
+   * Accepted connections that may wait to be served (while the server is at its connection limit
+   * or busy). Past this, new connections are closed at once and counted as dropped. Default `1024`.
+   */
+  readonly maxPending?: number | undefined
+}
+
+/** @category constants */
+export const defaultMaxPending = 1024
+
+const describe = (transport: Transport.StreamTransport): string =>
+  transport._tag === "Unix"
+    ? transport.path
+    : `${transport.host ?? Transport.defaultHost}:${transport.port ?? 0}`
+
+const listen = (transport: Transport.StreamTransport) =>
+  Effect.callback<Net.Server, Listener.BindError>((resume) => {
+    const server = Net.createServer({
+      // Half-close: a peer's FIN must not end our write side before the handler has answered.
+      allowHalfOpen: true,
+      // Nothing is read before a strategy decides where the connection runs (possibly another process).
+      pauseOnConnect: true,
+      noDelay: transport._tag === "Tcp" ? transport.noDelay ?? true : false
+    })
+    const onError = (error: Error) => {
+      server.close()
+      resume(Effect.fail(BindErrors.fromNodeError(describe(transport), error)))
+    }
+    server.once("error", onError)
+    const onListening = () => {
+      server.off("error", onError)
+      resume(Effect.succeed(server))
+    }
+    if (transport._tag === "Unix") {
+      server.listen({ path: transport.path, backlog: transport.backlog ?? 511 }, onListening)
+    } else {
+      server.listen({
+        host: transport.host ?? Transport.defaultHost,
+        port: transport.port ?? 0,
+        backlog: transport.backlog ?? 511,
+        reusePort: transport.reusePort ?? false,
+        ipv6Only: transport.ipv6Only ?? false
+      }, onListening)
+    }
+    return Effect.sync(() => server.close())
+  })
+
+const boundAddress = (server: Net.Server, transport: Transport.StreamTransport): NetAddress.SocketAddress => {
+  const info = server.address()
+  if (info === null || typeof info === "string") {
+    return NetAddress.unixPathAddress(transport._tag === "Unix" ? transport.path : String(info))
+  }
+  return NetAddress.inetAddressFromIpStringUnsafe(info.address, info.port)
+}
+
+/**
+ * Binds a stream listener in the current scope.
+ * @category constructors
+ */
+export const make = Effect.fnUntraced(function*(transport: Transport.StreamTransport, options?: Options) {
+  const kind = transport._tag === "Unix" ? "unix" : "tcp"
+  if (transport._tag === "Unix") yield* UnixPath.prepare(transport.path, "stream")
+  const queue = yield* Queue.bounded<Listener.IncomingConnection, Cause.Done>(options?.maxPending ?? defaultMaxPending)
+  let dropped = 0
+  let stopped = false
+  let inode: number | undefined
+
+  const server = yield* Effect.acquireRelease(listen(transport), (server) => stop(server))
+  if (transport._tag === "Unix") inode = UnixPath.inodeOf(transport.path)
+  const address = boundAddress(server, transport)
+  let nextId = 0
+
+  function stop(server: Net.Server) {
+    return Effect.suspend(() => {
+      if (stopped) return Effect.void
+      stopped = true
+      server.close()
+      if (transport._tag === "Unix") UnixPath.removeIfOurs(transport.path, inode)
+      return Queue.clear(queue).pipe(
+        Effect.flatMap((pending) => Effect.forEach(pending, (incoming) => incoming.reject, { discard: true })),
+        Effect.andThen(Queue.end(queue)),
+        Effect.asVoid
+      )
+    })
+  }
+
+  server.on("connection", (raw: Net.Socket) => {
+    // A peer may reset while it waits in the queue; without a listener that error would crash the process.
+    raw.on("error", () => {})
+    if (stopped) return raw.destroy()
+    const id = ++nextId
+    const peer = NodeConnection.peerOf(raw, kind)
+    const incoming: Listener.IncomingConnection = {
+      _tag: "IncomingConnection",
+      id,
+      transport: kind,
+      localAddress: address,
+      remoteAddress: peer.remoteAddress,
+      peer: peer.peer,
+      open: (openOptions) =>
+        raw.destroyed
+          ? Effect.fail(NodeConnection.closedBeforeOpen)
+          : NodeConnection.open(raw, { id, transport: kind, localAddress: address, peer, idleTimeout: openOptions?.idleTimeout }),
+      handle: raw,
+      release: Effect.sync(() => {
+        raw.destroy()
+      }),
+      reject: Effect.sync(() => {
+        raw.destroy()
+      })
+    }
+    if (!Queue.offerUnsafe(queue, incoming)) {
+      dropped++
+      raw.destroy()
+    }
+  })
+
+  return Listener.Listener.of({
+    transport,
+    kind,
+    address,
+    accept: Queue.take(queue),
+    incoming: Stream.fromQueue(queue),
+    stop: stop(server),
+    dropped: Effect.sync(() => dropped)
+  })
+})
+
+/**
+ * A stream listener as a Layer.
+ * @category layers
+ */
+export const layer = (transport: Transport.StreamTransport, options?: Options): Layer.Layer<Listener.Listener, Listener.BindError> =>
+  Layer.effect(Listener.Listener, make(transport, options))
+
+/**
+ * A TCP listener. Defaults: host `127.0.0.1`, port `0` (ephemeral), backlog 511, no-delay on.
+ * @category layers
+ */
+export const layerTcp = (options: Omit<Transport.Tcp, "_tag"> & Options = {}) => layer(Transport.tcp(options), options)
+
+/**
+ * A Unix-stream listener on `path`.
+ * @category layers
+ */
+export const layerUnix = (options: Omit<Transport.Unix, "_tag"> & Options) => layer(Transport.unix(options), options)
