@@ -2,7 +2,7 @@
  * Loopback clients for tests: raw `node:net`, `node:dgram` and Unix-datagram peers, each bounded
  * by a timeout so a broken server fails the test instead of hanging it.
  */
-import { Effect, Layer, Scope } from "effect"
+import { Context, Effect, Layer, Scope } from "effect"
 import type { NetAddress } from "effect/net"
 import { DgramSocket } from "node-unix-socket"
 import { Buffer } from "node:buffer"
@@ -179,8 +179,7 @@ export const startServer = <E>(
     const context = yield* Layer.build(
       Server.layer(options).pipe(Layer.provide([listenerLayer(transport), strategy]))
     )
-    const server = Server.Server.use((s) => Effect.succeed(s)).pipe(Effect.provide(context))
-    const instance = yield* server
+    const instance = Context.get(context, Server.Server)
     yield* Effect.forkScoped(instance.serve(handler).pipe(Effect.orDie), { startImmediately: true })
     return instance
   })
