@@ -1,0 +1,77 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Net from "node:net"
+import * as Loopback from "../utils/loopback.ts"
+import * as Processes from "../utils/processes.ts"
+
+const file = "examples/echo-server.ts"
+
+describe("examples/echo-server.ts", () => {
+  it.live("serves TCP on --port 0, prints where it listens, and exits 0 on SIGTERM", () =>
+    Effect.gen(function*() {
+      const program = yield* Processes.start(file, ["--port", "0"])
+      const port = Number((yield* Effect.promise(() => program.waitFor(Processes.listeningPort)))[1])
+      const reply = yield* Effect.promise(() => Loopback.exchange({ port }, "through the example"))
+      assert.strictEqual(reply.toString(), "through the example")
+      program.child.kill("SIGTERM")
+      assert.strictEqual(yield* Effect.promise(() => program.exited), 0)
+    }))
+
+  it.live("serves UDP and Unix datagrams", () =>
+    Effect.gen(function*() {
+      const udp = yield* Processes.start(file, ["--transport", "udp", "--port", "0"])
+      const port = Number((yield* Effect.promise(() => udp.waitFor(Processes.listeningPort)))[1])
+      const reply = yield* Effect.promise(() => Loopback.udpRequest(port, new TextEncoder().encode("dgram")))
+      assert.strictEqual(reply.toString(), "dgram")
+      const path = Loopback.tempSocketPath("example-dgram")
+      const unix = yield* Processes.start(file, ["--transport", "unix-dgram", "--path", path])
+      yield* Effect.promise(() => unix.waitFor(new RegExp(`^listening on ${path}$`)))
+      const unixReply = yield* Effect.promise(() => Loopback.unixDatagramRequest(path, new TextEncoder().encode("local")))
+      assert.strictEqual(unixReply.toString(), "local")
+      unix.child.kill("SIGINT")
+      assert.strictEqual(yield* Effect.promise(() => unix.exited), 0)
+    }))
+
+  it.live("serves a Unix stream path with the sequential strategy", () =>
+    Effect.gen(function*() {
+      const path = Loopback.tempSocketPath("example")
+      const program = yield* Processes.start(file, ["--transport", "unix", "--path", path, "--strategy", "sequential"])
+      yield* Effect.promise(() => program.waitFor(new RegExp(`^listening on ${path}$`)))
+      const reply = yield* Effect.promise(() => Loopback.exchange({ path }, "unix stream"))
+      assert.strictEqual(reply.toString(), "unix stream")
+    }))
+
+  for (const [args, expected] of [
+    [["--port", "99999"], "--port: expected an integer from 0 to 65535"],
+    [["--port", "abc"], "--port: expected an integer"],
+    [["--transport", "carrier-pigeon"], "--transport: expected one of tcp, udp, unix, unix-dgram"],
+    [["--strategy", "magic"], "--strategy: expected one of"],
+    [["--bogus", "1"], "Unknown option '--bogus'"],
+    [["--workers", "0"], "--workers: expected an integer from 1"]
+  ] as const) {
+    it.live(`bad arguments ${args.join(" ")} give a one-line error and a non-zero exit`, () =>
+      Effect.gen(function*() {
+        const result = yield* Processes.run(file, args)
+        assert.notStrictEqual(result.code, 0)
+        const lines = result.stderr.filter((line) => line.trim() !== "")
+        assert.strictEqual(lines.length, 1, lines.join("\n"))
+        assert.include(lines[0], expected)
+        assert.match(lines[0]!, /^error: /)
+      }))
+  }
+
+  it.live("a busy port gives a one-line error and a non-zero exit", () =>
+    Effect.gen(function*() {
+      const busy = Net.createServer()
+      const port = yield* Effect.promise(() =>
+        new Promise<number>((resolve) => busy.listen(0, "127.0.0.1", () => resolve((busy.address() as Net.AddressInfo).port)))
+      )
+      const result = yield* Processes.run(file, ["--port", String(port)])
+      busy.close()
+      assert.notStrictEqual(result.code, 0)
+      const lines = result.stderr.filter((line) => line.trim() !== "")
+      assert.strictEqual(lines.length, 1, lines.join("\n"))
+      assert.include(lines[0], `cannot listen on 127.0.0.1:${port}`)
+      assert.include(lines[0], "EADDRINUSE")
+    }))
+})

@@ -1,0 +1,105 @@
+/**
+ * Child processes for tests: start a program with the project's Node 24 (through tsx), wait for
+ * its `listening on` line, collect its output, and always kill it at the end of the scope.
+ */
+import { Effect, Scope } from "effect"
+import * as ChildProcess from "node:child_process"
+import * as Path from "node:path"
+
+/** The repository root. */
+export const root = Path.resolve(import.meta.dirname, "../..")
+const tsx = Path.join(root, "node_modules/.bin/tsx")
+
+/** A running program and what it printed so far. */
+export interface Program {
+  readonly child: ChildProcess.ChildProcess
+  readonly stdout: Array<string>
+  readonly stderr: Array<string>
+  /** Resolves with the first stdout line matching `pattern`. */
+  readonly waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>
+  /** Resolves with the exit code (or signal name). */
+  readonly exited: Promise<number | string>
+}
+
+/** Starts `npx tsx <file> ...args` from the repository root; killed when the scope closes. */
+export const start = (
+  file: string,
+  args: ReadonlyArray<string> = [],
+  options?: { readonly env?: Record<string, string> | undefined }
+): Effect.Effect<Program, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const child = ChildProcess.spawn(tsx, [Path.join(root, file), ...args], {
+        cwd: root,
+        stdio: ["pipe", "pipe", "pipe"],
+        env: { ...process.env, FORCE_COLOR: "0", ...options?.env }
+      })
+      const stdout: Array<string> = []
+      const stderr: Array<string> = []
+      const waiters = new Set<() => void>()
+      const lines = (sink: Array<string>) => {
+        let partial = ""
+        return (chunk: Buffer) => {
+          const text = partial + chunk.toString("utf8")
+          const parts = text.split("\n")
+          partial = parts.pop() ?? ""
+          sink.push(...parts)
+          waiters.forEach((w) => w())
+        }
+      }
+      child.stdout!.on("data", lines(stdout))
+      child.stderr!.on("data", lines(stderr))
+      const exited = new Promise<number | string>((resolve) =>
+        child.once("exit", (code, signal) => {
+          waiters.forEach((w) => w())
+          resolve(code ?? signal ?? "unknown")
+        })
+      )
+      const waitFor = (pattern: RegExp, timeoutMs = 30_000) =>
+        new Promise<RegExpMatchArray>((resolve, reject) => {
+          const check = () => {
+            for (const line of stdout) {
+              const match = line.match(pattern)
+              if (match) {
+                cleanup()
+                return resolve(match)
+              }
+            }
+            if (child.exitCode !== null) {
+              cleanup()
+              reject(new Error(`exited ${child.exitCode} before printing ${pattern}; stderr: ${stderr.join("\n")}`))
+            }
+          }
+          const timer = setTimeout(() => {
+            cleanup()
+            reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms; stderr: ${stderr.join("\n")}`))
+          }, timeoutMs)
+          const cleanup = () => {
+            clearTimeout(timer)
+            waiters.delete(check)
+          }
+          waiters.add(check)
+          check()
+        })
+      return { child, stdout, stderr, waitFor, exited }
+    }),
+    (program) =>
+      Effect.promise(() => {
+        if (program.child.exitCode !== null || program.child.signalCode !== null) return Promise.resolve()
+        program.child.kill("SIGKILL")
+        return program.exited.then(() => undefined)
+      })
+  )
+
+/** Runs a program to completion (bounded) and returns its exit code and output. */
+export const run = (file: string, args: ReadonlyArray<string>, timeoutMs = 30_000) =>
+  Effect.scoped(Effect.gen(function*() {
+    const program = yield* start(file, args)
+    const code = yield* Effect.promise(() =>
+      Promise.race([program.exited, new Promise<string>((resolve) => setTimeout(() => resolve("timeout"), timeoutMs))])
+    )
+    return { code, stdout: program.stdout, stderr: program.stderr }
+  }))
+
+/** `listening on 127.0.0.1:PORT` -> PORT */
+export const listeningPort = /^listening on 127\.0\.0\.1:(\d+)$/
