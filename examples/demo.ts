@@ -1,0 +1,49 @@
+/**
+ * `npm start`: the demo servers on their embedded defaults, all in one process.
+ *
+ *   echo over TCP          127.0.0.1:7007
+ *   echo over UDP          127.0.0.1:7007
+ *   echo over a Unix path  <tmpdir>/netkit-echo.sock
+ *
+ * Each prints where it listens; Ctrl-C stops every server gracefully (in-flight work drains).
+ */
+import { Console, Effect, Layer } from "effect"
+import { NetAddress } from "effect/net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as DatagramListener from "../src/core/DatagramListener.ts"
+import type * as Handler from "../src/core/Handler.ts"
+import type * as Listener from "../src/core/Listener.ts"
+import * as Main from "../src/core/Main.ts"
+import * as Server from "../src/core/Server.ts"
+import * as Strategy from "../src/core/Strategy.ts"
+import * as StreamListener from "../src/core/StreamListener.ts"
+import * as EchoServer from "../src/servers/echo/EchoServer.ts"
+
+/** One server: a listener, the fiber strategy and a handler, announcing its address once bound. */
+const demoServer = <E>(
+  title: string,
+  listener: Layer.Layer<Listener.Listener, Listener.BindError>,
+  handler: Handler.Handler<E>
+) =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const server = yield* Server.Server
+    yield* Console.log(`${title.padEnd(24)} listening on ${NetAddress.formatSocketAddress(server.address)}`)
+    yield* Effect.forkScoped(server.serve(handler), { startImmediately: true })
+  })).pipe(Layer.provide(Server.layer().pipe(Layer.provide([listener, Strategy.layerFiber()]))))
+
+const Demo = Layer.mergeAll(
+  demoServer("echo (tcp)", StreamListener.layerTcp({ port: 7007 }), EchoServer.streamHandler),
+  demoServer("echo (udp)", DatagramListener.layerUdp({ port: 7007 }), EchoServer.datagramHandler),
+  demoServer(
+    "echo (unix)",
+    StreamListener.layerUnix({ path: Path.join(Os.tmpdir(), "netkit-echo.sock") }),
+    EchoServer.streamHandler
+  )
+)
+
+Main.runMain(
+  Layer.launch(Demo).pipe(
+    Effect.ensuring(Console.log("all servers stopped"))
+  )
+)
