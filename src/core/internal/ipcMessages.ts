@@ -1,0 +1,193 @@
+/**
+ * The messages exchanged between the server and its fork children (Node IPC, `advanced`
+ * serialization) and its worker threads (`MessagePort`). Both sides decode what they receive with
+ * these schemas, so a message from another version or a bug is a logged protocol error, not a crash.
+ *
+ * Only plain data crosses: addresses travel as `WireAddress` and are rebuilt on the other side,
+ * payloads as `Uint8Array`, failures as a tag and a message.
+ */
+import { Cause, Result, Schema } from "effect"
+import { NetAddress } from "effect/net"
+import * as Connection from "../Connection.ts"
+
+/** A socket address as plain data. */
+export const WireAddress = Schema.Union([
+  Schema.TaggedStruct("Unix", { path: Schema.String }),
+  Schema.TaggedStruct("Inet", { text: Schema.String })
+])
+export type WireAddress = typeof WireAddress.Type
+
+/** Address -> wire form. */
+export const toWireAddress = (address: NetAddress.SocketAddress): WireAddress =>
+  address._tag === "UnixPathAddress"
+    ? { _tag: "Unix", path: address.path }
+    : { _tag: "Inet", text: NetAddress.formatSocketAddress(address) }
+
+/** Wire form -> address (`undefined` when it does not parse, which only a bug produces). */
+export const fromWireAddress = (wire: WireAddress): NetAddress.SocketAddress | undefined => {
+  if (wire._tag === "Unix") return NetAddress.unixPathAddress(wire.path)
+  const parsed = NetAddress.inetAddressFromString(wire.text)
+  return Result.isSuccess(parsed) ? parsed.success : undefined
+}
+
+/** Only inet addresses can be a stream peer's or a datagram sender's address on the remote side. */
+export const fromWireInet = (wire: WireAddress | undefined): NetAddress.InetAddress | undefined => {
+  if (wire === undefined) return undefined
+  const address = fromWireAddress(wire)
+  return address !== undefined && NetAddress.isInetAddress(address) ? address : undefined
+}
+
+/** A reference to a handler module and export. */
+export const Reference = Schema.Struct({ module: Schema.String, export: Schema.String })
+
+/** How a handler failed, as plain data; `tag` lets the parent tell routine connection errors apart. */
+export const WireFailure = Schema.Struct({ tag: Schema.String, message: Schema.String })
+export type WireFailure = typeof WireFailure.Type
+
+/** How a job ended on the other side. */
+export const WireOutcome = Schema.Union([
+  Schema.TaggedStruct("Completed", {}),
+  Schema.TaggedStruct("Failed", { failure: WireFailure }),
+  Schema.TaggedStruct("Aborted", { reason: Schema.String })
+])
+export type WireOutcome = typeof WireOutcome.Type
+
+/** Metadata of a stream connection, sent with its socket handle (fork) or its port (worker). */
+export const ConnectionMeta = Schema.Struct({
+  id: Schema.Number,
+  transport: Schema.Literals(["tcp", "unix"]),
+  localAddress: WireAddress,
+  remoteAddress: Schema.optionalKey(WireAddress),
+  peer: Schema.String
+})
+export type ConnectionMeta = typeof ConnectionMeta.Type
+
+/** Metadata and payload of a datagram. */
+export const DatagramMeta = Schema.Struct({
+  transport: Schema.Literals(["udp", "unix-dgram"]),
+  payload: Schema.Uint8Array,
+  sender: Schema.optionalKey(WireAddress),
+  peer: Schema.String
+})
+export type DatagramMeta = typeof DatagramMeta.Type
+
+/** A log line from a child or worker, re-logged by the parent with the child's pid or thread id. */
+export const LogRecord = Schema.TaggedStruct("Log", {
+  level: Schema.Literals(["Fatal", "Error", "Warn", "Info", "Debug", "Trace"]),
+  message: Schema.String,
+  annotations: Schema.Record(Schema.String, Schema.String)
+})
+export type LogRecord = typeof LogRecord.Type
+
+// ---------------------------------------------------------------------------------------------
+// fork: parent <-> child over the IPC channel
+// ---------------------------------------------------------------------------------------------
+
+/** Parent -> child. `Connection` travels with the socket handle as the second argument of `send`. */
+export const ToChild = Schema.Union([
+  Schema.TaggedStruct("Connection", { job: Schema.Number, meta: ConnectionMeta }),
+  Schema.TaggedStruct("Datagram", { job: Schema.Number, meta: DatagramMeta }),
+  Schema.TaggedStruct("Stop", {})
+])
+export type ToChild = typeof ToChild.Type
+
+/** Child -> parent. */
+export const FromChild = Schema.Union([
+  Schema.TaggedStruct("Ready", {}),
+  Schema.TaggedStruct("LoadFailed", { message: Schema.String }),
+  Schema.TaggedStruct("Done", { job: Schema.Number, outcome: WireOutcome }),
+  Schema.TaggedStruct("Reply", { job: Schema.Number, payload: Schema.Uint8Array }),
+  LogRecord
+])
+export type FromChild = typeof FromChild.Type
+
+// ---------------------------------------------------------------------------------------------
+// worker: main thread <-> worker over `parentPort`, and per job over its own MessagePort
+// ---------------------------------------------------------------------------------------------
+
+/** Main -> worker on `parentPort`: a job, with its port in the transfer list. */
+export const ToWorker = Schema.TaggedStruct("Job", {
+  job: Schema.Number,
+  port: Schema.Unknown,
+  connection: Schema.optionalKey(ConnectionMeta),
+  datagram: Schema.optionalKey(DatagramMeta)
+})
+export type ToWorker = typeof ToWorker.Type
+
+/** Worker -> main on `parentPort`. */
+export const FromWorker = Schema.Union([
+  Schema.TaggedStruct("Ready", {}),
+  Schema.TaggedStruct("LoadFailed", { message: Schema.String }),
+  LogRecord
+])
+export type FromWorker = typeof FromWorker.Type
+
+/** Why a read or write failed on the main thread's socket. */
+export const WireConnectionError = Schema.Struct({
+  reason: Schema.Literals(["ReadFailed", "WriteFailed", "IdleTimeout", "Closed"]),
+  message: Schema.String
+})
+
+/**
+ * Worker -> main on a job's port. `Read` is one unit of read credit: the main thread reads from
+ * the socket only while the worker has asked for data. `Write` and `Reply` are acknowledged.
+ */
+export const FromJob = Schema.Union([
+  Schema.TaggedStruct("Read", {}),
+  Schema.TaggedStruct("Write", { seq: Schema.Number, chunks: Schema.Array(Schema.Uint8Array) }),
+  Schema.TaggedStruct("End", {}),
+  Schema.TaggedStruct("Close", {}),
+  Schema.TaggedStruct("Reply", { seq: Schema.Number, payload: Schema.Uint8Array }),
+  Schema.TaggedStruct("Done", { outcome: WireOutcome })
+])
+export type FromJob = typeof FromJob.Type
+
+/** Main -> worker on a job's port: answers to `Read` and acknowledgements of `Write` / `Reply`. */
+export const ToJob = Schema.Union([
+  Schema.TaggedStruct("Data", { chunks: Schema.Array(Schema.Uint8Array) }),
+  Schema.TaggedStruct("Eof", {}),
+  Schema.TaggedStruct("ReadError", { error: WireConnectionError }),
+  Schema.TaggedStruct("Ack", { seq: Schema.Number, error: Schema.optionalKey(Schema.String) })
+])
+export type ToJob = typeof ToJob.Type
+
+// ---------------------------------------------------------------------------------------------
+// helpers shared by both sides
+// ---------------------------------------------------------------------------------------------
+
+/** An `Exit`'s cause -> wire outcome. Interruption is an abort, not a failure. */
+export const outcomeOfCause = (cause: Cause.Cause<unknown>): WireOutcome => {
+  if (Cause.hasInterruptsOnly(cause)) return { _tag: "Aborted", reason: "interrupted" }
+  const error = Cause.squash(cause)
+  const tag = typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
+    ? error._tag
+    : error instanceof Error
+    ? error.name
+    : "Defect"
+  const message = error instanceof Error ? error.message || String(error) : String(error)
+  return { _tag: "Failed", failure: { tag, message } }
+}
+
+/**
+ * A failure that happened in a fork child or worker thread, as the parent reports it. A
+ * `ConnectionError` (peer reset, idle) is rebuilt as one so the server logs it as routine.
+ * @category errors
+ */
+export class RemoteHandlerError extends Schema.TaggedError<RemoteHandlerError>()("RemoteHandlerError", {
+  where: Schema.String,
+  tag: Schema.String,
+  message: Schema.String
+}) {}
+
+/** A wire failure -> the cause handed to `job.complete`. */
+export const causeOfFailure = (where: string, failure: WireFailure): Cause.Cause<unknown> =>
+  failure.tag === "ConnectionError"
+    ? Cause.fail(new Connection.ConnectionError({ reason: "ReadFailed", message: `${where}: ${failure.message}` }))
+    : Cause.fail(new RemoteHandlerError({ where, tag: failure.tag, message: `${where}: ${failure.message}` }))
+
+/** Copies a chunk into an exact-size buffer of its own, safe to transfer (detach) afterwards. */
+export const ownedCopy = (chunk: Uint8Array): Uint8Array<ArrayBuffer> => {
+  const copy = new Uint8Array(chunk.byteLength)
+  copy.set(chunk)
+  return copy
+}
