@@ -1,13 +1,18 @@
 /**
- * `Connection` over a Node `net.Socket`, built on effect's `NodeSocket` reader and writer.
- * Used by the in-process strategies and by fork children that received a socket handle.
+ * `Connection` over a Node `net.Socket`, for the in-process strategies and for fork children that
+ * received a socket handle.
+ *
+ * This reads in flowing mode and pauses the socket at a high-water mark instead of using effect's
+ * `NodeSocket` reader, which pulls with paused-mode `read()` (concatenating Node's buffered
+ * chunks) and parks every pull in a callback. In the same bench run, small-message round trips
+ * went from 0.57x to 0.83x of a raw `socket.pipe` echo and p99 from 1.75 ms to 0.26 ms. A pull
+ * that finds data returns it at once; a slow consumer still stops the socket (TCP flow control)
+ * once `highWaterMark` bytes wait unread.
  */
-import { NodeSocket } from "@effect/platform-node"
 import { Cause, Duration, Effect, Scope, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { NetAddress } from "effect/net"
 import type { Pull } from "effect"
-import { Socket } from "effect/socket"
 import type * as Net from "node:net"
 import * as Connection from "../Connection.ts"
 import * as Metrics from "../Metrics.ts"
@@ -29,16 +34,28 @@ export const peerOf = (raw: Net.Socket, transport: "tcp" | "unix"): Peer => {
     : { remoteAddress: undefined, peer: `${raw.remoteAddress}:${raw.remotePort}` }
 }
 
+/** Bytes read ahead of the handler before the socket is paused. */
+export const defaultHighWaterMark = 256 * 1024
+
+const discard = () => {}
+
+/** How long a closing connection may take to flush its last writes and see the peer's FIN. */
+const lingerMillis = 5_000
+
 const closedError = new Connection.ConnectionError({ reason: "Closed", message: "connection is closed" })
 
-const fromSocketError = (error: Socket.SocketError, direction: "ReadFailed" | "WriteFailed"): Connection.ConnectionError =>
-  error.reason._tag === "SocketCloseError"
-    ? closedError
-    : new Connection.ConnectionError({ reason: direction, message: error.message, cause: error.reason })
+/** `open` on a connection whose peer went away while it waited to be served. */
+export const closedBeforeOpen = new Connection.ConnectionError({
+  reason: "Closed",
+  message: "the peer closed the connection before it was served"
+})
+
+type Batch = NonEmptyReadonlyArray<Uint8Array>
+type Resume = (effect: Effect.Effect<Batch, Connection.ConnectionError | Cause.Done>) => void
 
 /**
- * Opens `raw` as a `Connection` owned by the current scope. The reader is acquired first: until a
- * reader exists effect's socket would never close the connection (see `NodeSocket`).
+ * Opens `raw` as a `Connection` owned by the current scope: closing the scope flushes what was
+ * written and closes the socket.
  */
 export const open = (
   raw: Net.Socket,
@@ -48,68 +65,158 @@ export const open = (
     readonly localAddress: NetAddress.SocketAddress
     readonly peer: Peer
     readonly idleTimeout?: Duration.Input | undefined
+    readonly highWaterMark?: number | undefined
   }
 ): Effect.Effect<Connection.Connection, Connection.ConnectionError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const socket = yield* NodeSocket.fromDuplex(
-      Effect.acquireRelease(Effect.succeed(raw), (conn) =>
-        Effect.sync(() => {
-          if (!conn.destroyed) conn.destroySoon()
-        }))
-    )
+  Effect.suspend(() => {
+    if (raw.destroyed) return Effect.fail(closedBeforeOpen)
+    const highWaterMark = meta.highWaterMark ?? defaultHighWaterMark
+    let pending: Array<Uint8Array> = []
+    let pendingBytes = 0
+    let ended = false
+    let failure: Connection.ConnectionError | undefined
+    let waiter: Resume | undefined
     let idle = false
-    const reader = yield* socket.reader.pipe(Effect.mapError((e) => fromSocketError(e, "ReadFailed")))
-    const writer = yield* socket.writer
-    yield* Metrics.connectionOpened(meta.transport)
-    yield* Effect.addFinalizer(() => Metrics.connectionClosed(meta.transport, raw.bytesRead, raw.bytesWritten))
-    if (meta.idleTimeout !== undefined) {
-      const millis = Duration.toMillis(Duration.fromInputUnsafe(meta.idleTimeout))
-      if (millis > 0 && Number.isFinite(millis)) {
-        // Node's socket timer resets on every read and write, which is exactly "idle".
-        raw.setTimeout(millis, () => {
-          idle = true
-          raw.destroy()
-        })
-      }
+
+    const wake = () => {
+      if (waiter === undefined) return
+      const resume = waiter
+      waiter = undefined
+      resume(takePending())
+    }
+    const onData = (chunk: Buffer) => {
+      pending.push(chunk)
+      pendingBytes += chunk.length
+      if (waiter !== undefined) wake()
+      else if (pendingBytes >= highWaterMark) raw.pause()
+    }
+    const onEnd = () => {
+      ended = true
+      wake()
+    }
+    const onError = (cause: Error) => {
+      failure ??= new Connection.ConnectionError({ reason: "ReadFailed", message: cause.message, cause })
+      wake()
+    }
+    const onClose = () => {
+      if (!ended) failure ??= idle ? idleError() : closedError
+      wake()
     }
     const idleError = () =>
-      new Connection.ConnectionError({ reason: "IdleTimeout", message: `connection idle for longer than the idle timeout` })
+      new Connection.ConnectionError({ reason: "IdleTimeout", message: "connection idle for longer than the idle timeout" })
 
-    const read: Pull.Pull<NonEmptyReadonlyArray<Uint8Array>, Connection.ConnectionError> = Effect.catch(
-      reader.pull,
-      (error): Effect.Effect<never, Connection.ConnectionError | Cause.Done> => {
-        if (idle) return Effect.fail(idleError())
-        // Socket end-of-file arrives as close code 1000: here it is the normal end of the stream.
-        if (error.reason._tag === "SocketCloseError" && error.reason.code === 1000) return Cause.done()
-        return Effect.fail(fromSocketError(error, "ReadFailed"))
+    // What a pull gets right now: buffered data first, then end or failure; undefined = wait.
+    function takePending(): Effect.Effect<Batch, Connection.ConnectionError | Cause.Done> {
+      if (pending.length > 0) {
+        const batch = pending as unknown as Batch
+        pending = []
+        pendingBytes = 0
+        if (raw.isPaused() && !ended) raw.resume()
+        return Effect.succeed(batch)
       }
-    ) as Pull.Pull<NonEmptyReadonlyArray<Uint8Array>, Connection.ConnectionError>
+      if (failure !== undefined) return Effect.fail(failure)
+      return Cause.done()
+    }
 
-    const mapWrite = (e: Socket.SocketError) => idle ? idleError() : fromSocketError(e, "WriteFailed")
-    return {
-      id: meta.id,
-      transport: meta.transport,
-      localAddress: meta.localAddress,
-      remoteAddress: meta.peer.remoteAddress,
-      peer: meta.peer.peer,
-      read,
-      bytes: Stream.fromPull(Effect.succeed(read)),
-      write: (chunk) => Effect.mapError(writer.write(chunk), mapWrite),
-      writeAll: (chunks) =>
-        chunks.length === 0
-          ? Effect.void
-          : Effect.mapError(writer.writeAll(chunks as NonEmptyReadonlyArray<Uint8Array | string>), mapWrite),
-      end: Effect.sync(() => {
-        if (!raw.writableEnded) raw.end()
-      }),
-      close: Effect.sync(() => {
-        raw.destroy()
+    const read: Pull.Pull<Batch, Connection.ConnectionError> = Effect.suspend(() => {
+      if (pending.length > 0 || failure !== undefined || ended) return takePending()
+      return Effect.callback<Batch, Connection.ConnectionError | Cause.Done>((resume) => {
+        waiter = resume
+        return Effect.sync(() => {
+          if (waiter === resume) waiter = undefined
+        })
       })
-    } satisfies Connection.Connection
-  })
+    }) as Pull.Pull<Batch, Connection.ConnectionError>
 
-/** `open` on a connection whose peer went away while it waited to be served. */
-export const closedBeforeOpen = new Connection.ConnectionError({
-  reason: "Closed",
-  message: "the peer closed the connection before it was served"
-})
+    const awaitDrain = Effect.callback<void, Connection.ConnectionError>((resume) => {
+      const cleanup = () => {
+        raw.off("drain", onDrain)
+        raw.off("close", onGone)
+      }
+      const onDrain = () => {
+        cleanup()
+        resume(Effect.void)
+      }
+      const onGone = () => {
+        cleanup()
+        resume(Effect.fail(idle ? idleError() : closedError))
+      }
+      raw.on("drain", onDrain)
+      raw.on("close", onGone)
+      return Effect.sync(cleanup)
+    })
+    const writable = () => !raw.destroyed && !raw.writableEnded
+    const write = (chunk: Uint8Array | string): Effect.Effect<void, Connection.ConnectionError> =>
+      Effect.suspend(() => {
+        if (!writable()) return Effect.fail(idle ? idleError() : closedError)
+        return raw.write(chunk) ? Effect.void : awaitDrain
+      })
+    const writeAll = (chunks: ReadonlyArray<Uint8Array | string>): Effect.Effect<void, Connection.ConnectionError> =>
+      Effect.suspend(() => {
+        if (chunks.length === 1) return write(chunks[0]!)
+        if (chunks.length === 0) return Effect.void
+        if (!writable()) return Effect.fail(idle ? idleError() : closedError)
+        // One batch, one writev: cork collects the chunks, uncork flushes them together.
+        raw.cork()
+        let full = false
+        for (let i = 0; i < chunks.length; i++) full = !raw.write(chunks[i]!) || full
+        raw.uncork()
+        return full ? awaitDrain : Effect.void
+      })
+
+    const acquire = Effect.sync(() => {
+      raw.on("data", onData)
+      raw.on("end", onEnd)
+      raw.on("error", onError)
+      raw.on("close", onClose)
+      if (meta.idleTimeout !== undefined) {
+        const millis = Duration.toMillis(Duration.fromInputUnsafe(meta.idleTimeout))
+        if (millis > 0 && Number.isFinite(millis)) {
+          // Node's socket timer restarts on every read and write, which is exactly "idle".
+          raw.setTimeout(millis, () => {
+            idle = true
+            raw.destroy()
+          })
+        }
+      }
+      raw.resume()
+    })
+    const release = Effect.sync(() => {
+      raw.off("data", onData)
+      raw.off("end", onEnd)
+      raw.setTimeout(0)
+      if (raw.destroyed) return
+      // Lingering close: send our FIN after the last writes and discard what the peer still sends
+      // until its FIN. Closing with unread input would reset the connection and could destroy
+      // our last writes before the peer reads them. A peer that never finishes is cut off.
+      raw.on("data", discard)
+      raw.once("end", () => raw.destroy())
+      raw.end()
+      raw.resume()
+      const timer = setTimeout(() => raw.destroy(), lingerMillis)
+      timer.unref()
+      raw.once("close", () => clearTimeout(timer))
+    })
+
+    return Effect.acquireRelease(acquire, () => release).pipe(
+      Effect.andThen(Metrics.connectionOpened(meta.transport)),
+      Effect.andThen(Effect.addFinalizer(() => Metrics.connectionClosed(meta.transport, raw.bytesRead, raw.bytesWritten))),
+      Effect.as({
+        id: meta.id,
+        transport: meta.transport,
+        localAddress: meta.localAddress,
+        remoteAddress: meta.peer.remoteAddress,
+        peer: meta.peer.peer,
+        read,
+        bytes: Stream.fromPull(Effect.succeed(read)),
+        write,
+        writeAll,
+        end: Effect.sync(() => {
+          if (!raw.writableEnded && !raw.destroyed) raw.end()
+        }),
+        close: Effect.sync(() => {
+          raw.destroy()
+        })
+      } satisfies Connection.Connection)
+    )
+  })
