@@ -1,0 +1,60 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Processes from "../../utils/processes.ts"
+import { RawClient, wait } from "./chatClient.ts"
+
+const file = "examples/chat.ts"
+
+describe("examples/chat.ts", () => {
+  it.live("server and CLI client exchange messages with a raw client; a stdin line stops the server", () =>
+    Effect.gen(function*() {
+      const server = yield* Processes.start(file, ["--name", "server", "--port", "0"])
+      const port = Number((yield* wait(() => server.waitFor(Processes.listeningPort)))[1])
+      const raw = yield* wait(() => RawClient.connect({ port }))
+      yield* wait(() => raw.login("raw"))
+      const alice = yield* Processes.start(file, ["--name", "alice", "--port", String(port)])
+      yield* wait(() => alice.waitFor(/\(Welcome alice@127\.0\.0\.1, 2 online\)/))
+      assert.deepStrictEqual(yield* wait(() => raw.next()), { type: "joined", client: "alice@127.0.0.1", count: 2 })
+      alice.child.stdin!.write("hello from the cli\n")
+      assert.deepStrictEqual(yield* wait(() => raw.next()), {
+        type: "message",
+        from: "alice@127.0.0.1",
+        text: "hello from the cli"
+      })
+      raw.send({ type: "say", text: "hello cli" })
+      yield* wait(() => alice.waitFor(/^#\[raw@127\.0\.0\.1\]>> hello cli$/))
+      // In a pipe the prompt ends up on a line of its own, before the incoming message.
+      assert.include(alice.stdout, "[alice@127.0.0.1]> ")
+      const bob = yield* wait(() => RawClient.connect({ port }))
+      yield* wait(() => bob.login("bob"))
+      yield* wait(() => alice.waitFor(/^\(Connected: bob@127\.0\.0\.1, 3 online\)$/))
+      bob.destroy()
+      yield* wait(() => alice.waitFor(/^\(Now hung up: bob@127\.0\.0\.1, 2 online\)$/))
+      server.child.stdin!.write("\n")
+      assert.deepStrictEqual(yield* wait(() => raw.nextMatching((m) => m.type === "shutdown")), { type: "shutdown" })
+      yield* wait(() => alice.waitFor(/The server is shutting down/))
+      yield* wait(() => alice.waitFor(/Disconnected/))
+      assert.strictEqual(yield* wait(() => server.exited), 0)
+      assert.strictEqual(yield* wait(() => alice.exited), 0)
+    }), 60_000)
+
+  it.live("SIGTERM stops the server with exit 0; a missing --name is a one-line error", () =>
+    Effect.gen(function*() {
+      const server = yield* Processes.start(file, ["--name", "server", "--port", "0"])
+      yield* wait(() => server.waitFor(Processes.listeningPort))
+      server.child.kill("SIGTERM")
+      assert.strictEqual(yield* wait(() => server.exited), 0)
+      const result = yield* Processes.run(file, [])
+      assert.notStrictEqual(result.code, 0)
+      const lines = result.stderr.filter((line) => line.trim() !== "")
+      assert.strictEqual(lines.length, 1, lines.join("\n"))
+      assert.match(lines[0]!, /^error: --name: required/)
+    }), 60_000)
+
+  it.live("the client says so when no server listens", () =>
+    Effect.gen(function*() {
+      const result = yield* Processes.run(file, ["--name", "alice", "--port", "1"])
+      assert.notStrictEqual(result.code, 0)
+      assert.match(result.stderr.join("\n"), /^error: cannot connect/m)
+    }), 60_000)
+})
