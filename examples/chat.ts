@@ -57,10 +57,7 @@ const runServer = (args: { readonly host: string; readonly port: number; readonl
       Server.layer().pipe(Layer.provide([StreamListener.layer(transport), Strategy.layerFiber()]))
     )
     const server = Context.get(serverContext, Server.Server)
-    if (args.hub === "redis") {
-      return yield* new Args.ArgumentError({ message: `--hub redis: not available in this build (${args.redisUrl})` })
-    }
-    const hub = ChatHub.layerMemory
+    const hub = args.hub === "redis" ? ChatHub.layerRedis({ url: args.redisUrl }) : ChatHub.layerMemory
     // Built after the server, so released before it: clients get `shutdown` before the server drains.
     const roomContext = yield* Layer.build(ChatServer.layer().pipe(Layer.provide(hub)))
     const room = Context.get(roomContext, ChatServer.ChatRoom)
