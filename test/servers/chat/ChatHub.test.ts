@@ -4,7 +4,8 @@ import type { Scope } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
 import * as ChatHub from "../../../src/servers/chat/ChatHub.ts"
-import { startChat, wait } from "./chatClient.ts"
+import * as Processes from "../../utils/processes.ts"
+import { RawClient, startChat, wait } from "./chatClient.ts"
 
 const redisAvailable = ChildProcess.spawnSync("which", ["redis-server"]).status === 0
 
@@ -114,6 +115,37 @@ describe("ChatHub", () => {
           count: 2
         })
       }), 30_000)
+
+    it.live("examples/chat.ts --hub redis: two server processes are one room", () =>
+      Effect.gen(function*() {
+        const port = yield* Effect.promise(freePort)
+        yield* startRedis(port)
+        const args = ["--name", "server", "--port", "0", "--hub", "redis", "--redis-url", `redis://127.0.0.1:${port}`]
+        const serverA = yield* Processes.start("examples/chat.ts", args)
+        const serverB = yield* Processes.start("examples/chat.ts", args)
+        const portA = Number((yield* wait(() => serverA.waitFor(Processes.listeningPort)))[1])
+        const portB = Number((yield* wait(() => serverB.waitFor(Processes.listeningPort)))[1])
+        const alice = yield* wait(() => RawClient.connect({ port: portA }))
+        yield* wait(() => alice.login("alice"))
+        const bob = yield* wait(() => RawClient.connect({ port: portB }))
+        assert.strictEqual((yield* wait(() => bob.login("bob"))).count, 2)
+        bob.send({ type: "say", text: "between processes" })
+        assert.deepStrictEqual(yield* wait(() => alice.nextMatching((m) => m.type === "message")), {
+          type: "message",
+          from: "bob@127.0.0.1",
+          text: "between processes"
+        })
+        serverB.child.kill("SIGTERM")
+        assert.deepStrictEqual(yield* wait(() => bob.nextMatching((m) => m.type === "shutdown")), { type: "shutdown" })
+        assert.deepStrictEqual(yield* wait(() => alice.nextMatching((m) => m.type === "left")), {
+          type: "left",
+          client: "bob@127.0.0.1",
+          count: 1
+        })
+        assert.strictEqual(yield* wait(() => serverB.exited), 0)
+        alice.destroy()
+        bob.destroy()
+      }), 60_000)
 
     it.live("an outage keeps local chat going, and cross-server delivery resumes when Redis is back", () =>
       Effect.gen(function*() {
