@@ -2,7 +2,9 @@
  * Strategy layers by name, as the example programs' `--strategy` flag selects them.
  */
 import { Effect, Layer } from "effect"
+import * as ForkStrategy from "../../src/core/ForkStrategy.ts"
 import * as Strategy from "../../src/core/Strategy.ts"
+import * as WorkerStrategy from "../../src/core/WorkerStrategy.ts"
 import { ArgumentError } from "./Args.ts"
 
 /** The names `--strategy` accepts. */
@@ -11,7 +13,7 @@ export const names = ["sequential", "fiber", "fork", "worker"] as const satisfie
 /** The layer for a strategy name; `workers` sizes the fork and worker pools. */
 export const layerFor = (
   name: Strategy.Name,
-  _workers: number
+  workers: number
 ): Effect.Effect<Layer.Layer<Strategy.Strategy>, ArgumentError> => {
   switch (name) {
     case "sequential":
@@ -19,9 +21,8 @@ export const layerFor = (
     case "fiber":
       return Effect.succeed(Strategy.layerFiber())
     case "fork":
+      return Effect.succeed(ForkStrategy.layer({ mode: "pool", size: workers }))
     case "worker":
-      return Effect.fail(
-        new ArgumentError({ message: `--strategy: "${name}" is not available yet; use sequential or fiber` })
-      )
+      return Effect.succeed(WorkerStrategy.layer({ size: workers }))
   }
 }
