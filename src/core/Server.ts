@@ -19,7 +19,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Semaphore, Stream } from "effect"
+import { Array as Arr, Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Semaphore, Stream } from "effect"
 import type { NetAddress } from "effect/net"
 import * as Connection from "./Connection.ts"
 import type * as Handler from "./Handler.ts"
@@ -213,6 +213,13 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return job
   }
 
+  const countArrivals = (batch: Arr.NonEmptyReadonlyArray<Listener.Incoming>) => {
+    if (batch[0]._tag === "IncomingConnection") return Metrics.accepted(kind, batch.length)
+    let bytes = 0
+    for (const incoming of batch) if (incoming._tag === "IncomingDatagram") bytes += incoming.datagram.payload.byteLength
+    return Metrics.received(kind, batch.length, bytes)
+  }
+
   // Accepted item -> job, or nothing when the verify hook says no. Waiting for a slot happens
   // here, so at the connection limit the server simply stops taking accepted connections.
   const prepare = <E, R>(incoming: Listener.Incoming, handler: Handler.Handler<E, R>, unfinished: Set<() => Effect.Effect<void>>) =>
@@ -289,10 +296,16 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     Effect.gen(function*() {
       yield* checkHandler(handler)
       const unfinished = new Set<() => Effect.Effect<void>>()
-      const jobs = listener.incoming.pipe(
-        Stream.mapEffect((incoming) => prepare(incoming, handler, unfinished)),
-        Stream.filter((job): job is Strategy.Job<R> => job !== undefined)
-      )
+      // Without a verify hook or a connection limit nothing can refuse or hold an item, so a
+      // whole batch from the listener becomes jobs at once (one metric update per batch).
+      const jobs = options.verify === undefined && slots === undefined
+        ? listener.incoming.pipe(Stream.mapArrayEffect((batch) =>
+          Effect.as(countArrivals(batch), Arr.map(batch, (incoming) => makeJob(incoming, handler, unfinished)))
+        ))
+        : listener.incoming.pipe(
+          Stream.mapEffect((incoming) => prepare(incoming, handler, unfinished)),
+          Stream.filter((job): job is Strategy.Job<R> => job !== undefined)
+        )
       yield* Effect.logInfo("serving").pipe(
         Effect.annotateLogs({ transport: kind, strategy: strategy.name, handler: handler.name })
       )

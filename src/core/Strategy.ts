@@ -108,7 +108,8 @@ export const makeFiber = (options?: FiberOptions): Strategy["Service"] => {
         // Closing this scope (on interruption) interrupts every job still running.
         const running = yield* FiberSet.make<void, never>()
         if (max === undefined || !Number.isFinite(max)) {
-          yield* Stream.runForEach(jobs, (job) => FiberSet.run(running, job.runHere))
+          yield* Stream.runForEachArray(jobs, (batch) =>
+            Effect.forEach(batch, (job) => FiberSet.run(running, job.runHere), { discard: true }))
         } else {
           const slots = yield* Semaphore.make(Math.max(1, max))
           yield* Stream.runForEach(jobs, (job) =>
