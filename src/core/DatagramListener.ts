@@ -48,7 +48,6 @@ const makeUdp = Effect.fnUntraced(function*(transport: Transport.Udp, options?: 
   const writer = yield* socket.writer
   const queue = yield* Queue.bounded<Listener.IncomingDatagram, Cause.Done>(options?.maxPending ?? defaultMaxPending)
   let nextId = 0
-  let dropped = 0
 
   const toIncoming = (received: DatagramSocket.Datagram): Listener.IncomingDatagram => {
     const peer = NetAddress.formatSocketAddress(received.address)
@@ -83,7 +82,7 @@ const makeUdp = Effect.fnUntraced(function*(transport: Transport.Udp, options?: 
     accept: Queue.take(queue),
     incoming: Stream.fromQueue(queue),
     stop: Effect.asVoid(stop),
-    dropped: Effect.sync(() => dropped + reader.dropped())
+    dropped: Effect.sync(() => reader.dropped())
   })
 })
 
