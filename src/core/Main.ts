@@ -24,10 +24,7 @@ export const formatFailure = (cause: Cause.Cause<unknown>): string => {
  * Logs to stderr in logfmt, leaving stdout to the program.
  * @category layers
  */
-export const layerLogger: Layer.Layer<never> = Layer.mergeAll(
-  Logger.layer([Logger.consoleLogFmt]),
-  Layer.succeed(Logger.LogToStderr, true)
-)
+export const layerLogger: Layer.Layer<never> = Logger.layer([Logger.withConsoleError(Logger.formatLogFmt)])
 
 /**
  * Runs `program` as the process's main fiber. Signals interrupt it (its scopes close, servers

@@ -75,3 +75,15 @@ describe("examples/echo-server.ts", () => {
       assert.include(lines[0], "EADDRINUSE")
     }))
 })
+
+describe("examples/echo-server.ts output", () => {
+  it.live("keeps stdout for the program's own lines: logs go to stderr", () =>
+    Effect.gen(function*() {
+      const program = yield* Processes.start(file, ["--port", "0"])
+      yield* Effect.promise(() => program.waitFor(Processes.listeningPort))
+      program.child.kill("SIGINT")
+      yield* Effect.promise(() => program.exited)
+      assert.deepStrictEqual(program.stdout.filter((line) => line !== ""), [program.stdout[0]])
+      assert.isTrue(program.stderr.some((line) => line.includes("message=serving")))
+    }))
+})
