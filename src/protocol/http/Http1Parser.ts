@@ -303,6 +303,7 @@ const EQUALS = 0x3d
 const DQUOTE = 0x22
 const BACKSLASH = 0x5c
 
+const emptyWords = new Int32Array(0)
 const noFields: ReadonlyArray<readonly [string, string]> = Object.freeze([])
 const endEvent: ParseEvent = Object.freeze({ _tag: "End", trailers: noFields })
 
@@ -352,9 +353,14 @@ class Parser {
 
   // The bounded copy of a section that spans pushes; `resume` is where scanning continues in it.
   buffered = false
-  acc: Uint8Array = new Uint8Array(0)
+  // a Buffer, like the chunks Node sockets deliver: the scanner then sees one array shape and stays monomorphic
+  acc: Uint8Array = Buffer.alloc(0)
   accLen = 0
   resume = 0
+
+  // An Int32Array view of the last scanned buffer's memory, for skipCleanWords; dropped after each push.
+  wordsOf: ArrayBufferLike | undefined = undefined
+  words: Int32Array = emptyWords
 
   // Body state
   remaining = 0
@@ -410,6 +416,10 @@ class Parser {
       p = q - old
     }
     this.run(chunk, p, chunk.length)
+    if (this.wordsOf !== undefined) {
+      this.wordsOf = undefined
+      this.words = emptyWords
+    }
     return events
   }
 
@@ -440,7 +450,7 @@ class Parser {
   append(chunk: Uint8Array, n: number): void {
     const needed = this.accLen + n
     if (this.acc.length < needed) {
-      const grown = new Uint8Array(Math.max(needed, this.acc.length * 2, 1024))
+      const grown = Buffer.allocUnsafeSlow(Math.max(needed, this.acc.length * 2, 1024))
       grown.set(this.acc.subarray(0, this.accLen))
       this.acc = grown
     }
@@ -619,6 +629,7 @@ class Parser {
           continue
         }
         case State.FieldValue: {
+          if (end - p >= 16) p = this.skipCleanWords(buf, p, end)
           while (p < end && fieldValueChar[buf[p]] === 1) p++
           if (p >= end) return this.pauseFields(state, end)
           c = buf[p]
@@ -656,6 +667,34 @@ class Parser {
           return this.reject("InvalidRequestLine")
       }
     }
+  }
+
+  /**
+   * Skips the field-value bytes from `p` four at a time (SWAR) while no byte is a CTL (< 0x20, HTAB included) or
+   * DEL; returns where the byte loop must take over. Only whole aligned words known to be clean are skipped, so the
+   * byte loop still sees every byte that may end or break the value.
+   */
+  skipCleanWords(buf: Uint8Array, p: number, end: number): number {
+    const offset = buf.byteOffset
+    while (((offset + p) & 3) !== 0) {
+      if (fieldValueChar[buf[p]] === 0) return p
+      p++
+    }
+    if (buf.buffer !== this.wordsOf) {
+      this.wordsOf = buf.buffer
+      this.words = new Int32Array(buf.buffer, 0, buf.buffer.byteLength >> 2)
+    }
+    const words = this.words
+    let i = (offset + p) >> 2
+    const last = (offset + end) >> 2
+    while (i < last) {
+      const x = words[i]
+      const y = x ^ 0x7f7f7f7f
+      // a byte below 0x20 in x, or a zero byte in y (a DEL in x), sets that byte's high bit
+      if ((((x - 0x20202020) & ~x) | ((y - 0x01010101) & ~y)) & 0x80808080) break
+      i++
+    }
+    return (i << 2) - offset
   }
 
   growFields(): void {
@@ -771,7 +810,7 @@ class Parser {
       }
     }
     const semantics = this.semantics
-    const reason = analyzeRequest(method, target, version, framing, semantics)
+    const reason = analyzeRequest(method, target, version, framing, semantics, true)
     if (reason !== undefined) {
       this.fail(reason)
       return false

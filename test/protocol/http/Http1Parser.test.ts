@@ -95,6 +95,30 @@ describe("Http1Parser", () => {
       }
     })
 
+    it("long field values: a control byte is found at any position and alignment, HTAB and obs-text pass", () => {
+      const value = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ"
+      for (let shift = 0; shift < 4; shift++) {
+        for (let i = 0; i < value.length; i++) {
+          for (const [byte, reason] of [["\x00", "InvalidHeaderValue"], ["\x1f", "InvalidHeaderValue"], [
+            "\x7f",
+            "InvalidHeaderValue"
+          ], ["\n", "InvalidLineEnding"], ["\t", undefined], ["\xff", undefined], ["\x80", undefined]] as const) {
+            const text = `GET / HTTP/1.1\r\nHost: h\r\nX: ${value.slice(0, i)}${byte}${value.slice(i + 1)}\r\n\r\n`
+            // a padded backing buffer moves the head to each alignment of 4
+            const backing = new Uint8Array(text.length + shift)
+            backing.set(bytes(text), shift)
+            const outcome = parseChunks([backing.subarray(shift)])
+            assert.strictEqual(outcome.error?.reason, reason, `shift ${shift}, byte ${i}`)
+            // an HTAB at either end is OWS, trimmed
+            const trimmed = byte === "\t" && (i === 0 || i === value.length - 1) ? 1 : 0
+            if (reason === undefined) {
+              assert.strictEqual(outcome.messages[0].head.headers[1][1].length, value.length - trimmed)
+            }
+          }
+        }
+      }
+    })
+
     it("body chunks are views of the pushed bytes", () => {
       const input = bytes(`${postLength}${chunkedWithTrailers}`)
       const parser = Http1Parser.makeRequestParser()

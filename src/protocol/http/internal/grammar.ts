@@ -189,11 +189,13 @@ export const isAbsoluteForm = (s: string): boolean => {
 /**
  * The request-target form a method allows (RFC 9112 §3.2): CONNECT takes the authority-form only (§3.2.3), "*" is
  * for OPTIONS only (§3.2.4), every other request uses the origin-form or the absolute-form (§3.2.1, §3.2.2).
+ * `charsChecked`: every character is already known to be a target character (the parser's scan did it).
  * @internal
  */
-export const isTargetForMethod = (method: string, target: string): boolean => {
+export const isTargetForMethod = (method: string, target: string, charsChecked = false): boolean => {
   if (method === "CONNECT") return isAuthorityForm(target)
   if (target === "*") return method === "OPTIONS"
+  if (charsChecked && target.charCodeAt(0) === 0x2f) return true
   return isOriginForm(target) || isAbsoluteForm(target)
 }
 

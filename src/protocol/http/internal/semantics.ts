@@ -147,6 +147,7 @@ const parseContentLength = (cl: string): number => {
 
 /**
  * Applies the message-level rules to a request head and fills `out`. Returns the reason of the first rule broken.
+ * `targetCharsChecked`: the caller already checked every target character.
  * @internal
  */
 export const analyzeRequest = (
@@ -154,9 +155,10 @@ export const analyzeRequest = (
   target: string,
   version: HttpVersion,
   f: FramingFields,
-  out: Semantics
+  out: Semantics,
+  targetCharsChecked = false
 ): HttpParseReason | undefined => {
-  if (!isTargetForMethod(method, target)) return "InvalidTarget"
+  if (!isTargetForMethod(method, target, targetCharsChecked)) return "InvalidTarget"
   // RFC 9112 §3.2: 400 for more than one Host, an invalid Host, or (HTTP/1.1) no Host
   if (f.hostCount > 1) return "MultipleHost"
   if (f.host !== undefined && !isHost(f.host)) return "InvalidHost"
