@@ -15,7 +15,8 @@
  *   a framing error the next request cannot be located reliably.
  * - Trailer fields of a chunked body are parsed with the header rules and limits and exposed, unmerged, on the
  *   `End` event (RFC 9110 §6.5: never merged into the header section here).
- * - Header values are decoded as latin1 (one character per byte), so obs-text round-trips byte for byte.
+ * - Header values are decoded as latin1 (one character per byte), so obs-text round-trips byte for byte. All the
+ *   strings of a head are substrings of one string made once per head (cheaper than one conversion per field).
  * - The scan position survives across pushes; a head split across pushes is copied once into a bounded buffer.
  *   Body chunks are subarrays of the pushed bytes: copy them if the buffer is reused.
  */
@@ -304,6 +305,7 @@ const DQUOTE = 0x22
 const BACKSLASH = 0x5c
 
 const emptyWords = new Int32Array(0)
+const retainedAccBytes = 4096
 const noFields: ReadonlyArray<readonly [string, string]> = Object.freeze([])
 const endEvent: ParseEvent = Object.freeze({ _tag: "End", trailers: noFields })
 
@@ -412,6 +414,8 @@ class Parser {
       this.buffered = false
       this.accLen = 0
       if (!this.finishSection(this.acc)) return events
+      // an idle keep-alive connection should not hold the copy of one large head
+      if (this.acc.length > retainedAccBytes) this.acc = Buffer.alloc(0)
       // the section ended inside the bytes just appended: continue in `chunk`, without copying
       p = q - old
     }
