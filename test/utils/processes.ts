@@ -1,5 +1,5 @@
 /**
- * Child processes for tests: start a program with the project's Node 24 (through tsx), wait for
+ * Child processes for tests: start a program with the project's Node 24 (tsx as a loader), wait for
  * its `listening on` line, collect its output, and always kill it at the end of the scope.
  */
 import { Effect, Scope } from "effect"
@@ -8,7 +8,9 @@ import * as Path from "node:path"
 
 /** The repository root. */
 export const root = Path.resolve(import.meta.dirname, "../..")
-const tsx = Path.join(root, "node_modules/.bin/tsx")
+// `node --import tsx` runs the program in this one process; the `tsx` command would run it in a
+// grandchild that survives a SIGKILL of the process we hold.
+const node = Path.join(root, "node_modules/.bin/node")
 
 /** A running program and what it printed so far. */
 export interface Program {
@@ -21,7 +23,7 @@ export interface Program {
   readonly exited: Promise<number | string>
 }
 
-/** Starts `npx tsx <file> ...args` from the repository root; killed when the scope closes. */
+/** Starts `node --import tsx <file> ...args` from the repository root; killed when the scope closes. */
 export const start = (
   file: string,
   args: ReadonlyArray<string> = [],
@@ -29,7 +31,7 @@ export const start = (
 ): Effect.Effect<Program, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const child = ChildProcess.spawn(tsx, [Path.join(root, file), ...args], {
+      const child = ChildProcess.spawn(node, ["--import", "tsx", Path.join(root, file), ...args], {
         cwd: root,
         stdio: ["pipe", "pipe", "pipe"],
         env: { ...process.env, FORCE_COLOR: "0", ...options?.env }

@@ -18,7 +18,9 @@ import * as Handler from "../../core/Handler.ts"
  */
 export const echoConnection = (connection: Connection.Connection): Effect.Effect<void, Connection.ConnectionError> =>
   Effect.flatMap(connection.read, connection.writeAll).pipe(
-    Effect.forever,
+    // No yield per iteration: the loop parks on `read` whenever the socket has nothing, and an
+    // extra scheduler hop per chunk would leave data waiting (about 2.5x fewer MB/s).
+    Effect.forever({ disableYield: true }),
     Pull.catchDone(() => connection.end)
   )
 
