@@ -300,7 +300,10 @@ export const make = (options?: Options): ForkStrategy => {
                 transport: incoming.transport,
                 localAddress: Ipc.toWireAddress(incoming.localAddress),
                 ...(incoming.remoteAddress ? { remoteAddress: Ipc.toWireAddress(incoming.remoteAddress) } : {}),
-                peer: incoming.peer
+                peer: incoming.peer,
+                ...(job.openOptions.idleTimeout !== undefined
+                  ? { idleTimeoutMillis: Duration.toMillis(Duration.fromInputUnsafe(job.openOptions.idleTimeout)) }
+                  : {})
               }
             }
             : {

@@ -78,6 +78,27 @@ export interface Options {
 export const defaultDrainTimeout: Duration.Input = "10 seconds"
 
 /**
+ * Lets a handler notice that a graceful shutdown has begun, so that it can finish early: close an
+ * idle keep-alive connection, tell a chat client goodbye. Read it with `yield* Server.Shutdown`.
+ * Outside a server (and, for now, in fork children and worker threads) it never fires.
+ * @category models
+ */
+export interface ShutdownSignal {
+  /** Completes when shutdown begins. */
+  readonly requested: Effect.Effect<void>
+  /** Whether shutdown has begun. */
+  readonly isRequested: Effect.Effect<boolean>
+}
+
+/**
+ * The current server's shutdown signal, available to every handler the server runs in-process.
+ * @category services
+ */
+export const Shutdown = Context.Reference<ShutdownSignal>("effect-netkit/core/Server/Shutdown", {
+  defaultValue: () => ({ requested: Effect.never, isRequested: Effect.succeed(false) })
+})
+
+/**
  * What `handleOne` did.
  * @category models
  */
@@ -143,7 +164,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   yield* Deferred.succeed(idle, undefined)
   let idleSignal = idle
 
-  const openOptions = { idleTimeout: options.idleTimeout }
+  const openOptions: Listener.OpenOptions = { idleTimeout: options.idleTimeout }
+  const shutdownSignal: ShutdownSignal = {
+    requested: Deferred.await(stopping),
+    isRequested: Deferred.isDone(stopping)
+  }
 
   const reportFailure = (peer: Peer, handler: string, cause: Cause.Cause<unknown>) =>
     Effect.gen(function*() {
@@ -194,7 +219,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     unfinished.add(abandon)
     const job: Strategy.Job<R> = {
       incoming,
+      openOptions,
       runHere: runHandler(incoming, handler).pipe(
+        Effect.provideService(Shutdown, shutdownSignal),
         Effect.catchCause((cause) =>
           Cause.hasInterruptsOnly(cause) ? Effect.void : reportFailure(peer, handler.name, cause)
         ),

@@ -42,6 +42,8 @@ export interface Job<R> {
    * (opening the connection, idle timeout, metrics, the error hook). Never fails.
    */
   readonly runHere: Effect.Effect<void, never, R>
+  /** The server's options for opening the connection (idle timeout), for strategies that open it elsewhere. */
+  readonly openOptions: Listener.OpenOptions
   /** For strategies that ran the handler elsewhere: how it ended. Releases the job's slot. */
   readonly complete: (outcome: Outcome) => Effect.Effect<void>
 }

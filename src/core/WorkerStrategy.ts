@@ -205,7 +205,7 @@ export const make = (options?: Options): WorkerStrategy => {
           const post = (message: Ipc.ToJob, transfer: Array<ArrayBuffer> = []) => port1.postMessage(message, transfer)
           const incoming = job.incoming
           if (incoming._tag === "IncomingConnection") {
-            const opened = yield* Effect.exit(incoming.open())
+            const opened = yield* Effect.exit(incoming.open(job.openOptions))
             if (opened._tag === "Failure") {
               // The peer left while waiting: nothing to serve.
               return yield* Deferred.succeed(done, { _tag: "Aborted", reason: "the peer left before it was served" })

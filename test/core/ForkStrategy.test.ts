@@ -176,6 +176,18 @@ describe("ForkStrategy", () => {
         // The connection stays open: closing the scope must not wait for it, and must leave no child.
       })))
 
+  it.live("the server's idle timeout applies in the child that owns the connection", () =>
+    withFork({ mode: "pool", size: 1 }, (_fork, layer) =>
+      Effect.gen(function*() {
+        const server = yield* Loopback.startServer(Transport.tcp(), layer, EchoServer.streamHandler, {
+          idleTimeout: "200 millis"
+        })
+        const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+        socket.write("ping")
+        assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(socket, 4))).toString(), "ping")
+        yield* Effect.promise(() => Loopback.closed(socket, 10_000))
+      })))
+
   it.live("a handler without a reference is refused with a StrategyError", () =>
     Effect.gen(function*() {
       const fork = ForkStrategy.make({ size: 1 })

@@ -181,6 +181,29 @@ describe("Server", () => {
         assert.strictEqual((yield* Effect.promise(() => reply)).length, 0)
       }))
 
+    it.live("handlers see the shutdown signal and can finish early", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const polite = Handler.stream((connection) =>
+          Effect.gen(function*() {
+            const shutdown = yield* Server.Shutdown
+            assert.isFalse(yield* shutdown.isRequested)
+            yield* Deferred.succeed(started, undefined)
+            yield* shutdown.requested
+            yield* connection.write("goodbye")
+            yield* connection.end
+          })
+        )
+        const server = yield* buildServer(Transport.tcp(), Strategy.layerFiber(), { drainTimeout: "30 seconds" })
+        yield* Effect.forkChild(server.serve(polite), { startImmediately: true })
+        const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+        yield* Deferred.await(started)
+        const farewell = Effect.runPromise(Effect.promise(() => Loopback.readExactly(socket, 7)))
+        yield* server.shutdown
+        assert.strictEqual((yield* Effect.promise(() => farewell)).toString(), "goodbye")
+        socket.destroy()
+      }))
+
     it.live("immediate shutdown interrupts in-flight handlers at once", () =>
       Effect.gen(function*() {
         const started = yield* Deferred.make<void>()

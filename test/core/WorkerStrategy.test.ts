@@ -142,6 +142,18 @@ describe("WorkerStrategy", () => {
         assert.strictEqual((yield* pool.workers).length, 2)
       })))
 
+  it.live("the server's idle timeout applies to connections served by a worker", () =>
+    withWorkers({ size: 1 }, (_pool, layer) =>
+      Effect.gen(function*() {
+        const server = yield* Loopback.startServer(Transport.tcp(), layer, EchoServer.streamHandler, {
+          idleTimeout: "200 millis"
+        })
+        const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+        socket.write("ping")
+        assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(socket, 4))).toString(), "ping")
+        yield* Effect.promise(() => Loopback.closed(socket, 10_000))
+      })))
+
   it.live("a handler without a reference is refused with a StrategyError", () =>
     Effect.gen(function*() {
       const error = yield* WorkerStrategy.make({ size: 1 }).run(Effect.never as never, Handlers.unreferenced).pipe(Effect.flip)

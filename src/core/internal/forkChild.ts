@@ -65,7 +65,8 @@ const serveConnection = (handler: Handler.StreamHandler<unknown, unknown>, raw: 
       id: meta.id,
       transport: meta.transport,
       localAddress,
-      peer: { remoteAddress: Ipc.fromWireInet(meta.remoteAddress), peer: meta.peer }
+      peer: { remoteAddress: Ipc.fromWireInet(meta.remoteAddress), peer: meta.peer },
+      idleTimeout: meta.idleTimeoutMillis
     })
     yield* handler.handle(connection) as Effect.Effect<unknown, unknown>
   }).pipe(Effect.scoped)

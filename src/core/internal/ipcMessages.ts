@@ -58,7 +58,9 @@ export const ConnectionMeta = Schema.Struct({
   transport: Schema.Literals(["tcp", "unix"]),
   localAddress: WireAddress,
   remoteAddress: Schema.optionalKey(WireAddress),
-  peer: Schema.String
+  peer: Schema.String,
+  /** The server's idle timeout in milliseconds, applied where the connection is opened. */
+  idleTimeoutMillis: Schema.optionalKey(Schema.Number)
 })
 export type ConnectionMeta = typeof ConnectionMeta.Type
 
