@@ -18,9 +18,10 @@ import { killAllNow, terminateAll } from "./lib/children.ts"
 import type { Suite } from "./lib/suite.ts"
 import { describeEnv, formatHeader, repoRoot } from "./lib/system.ts"
 import { echoSuite } from "./suites/echo.ts"
+import { strategiesSuite } from "./suites/strategies.ts"
 
 /** Registry: each suite lives in its own file under bench/suites/. */
-const suites: ReadonlyArray<Suite> = [echoSuite]
+const suites: ReadonlyArray<Suite> = [echoSuite, strategiesSuite]
 
 const usage = `usage: npm run bench -- [suite ...] [--quick] [--rounds N] [--list]
 suites: ${suites.map((suite) => suite.name).join(", ")}`
