@@ -17,11 +17,12 @@ import { parseArgs } from "node:util"
 import { killAllNow, terminateAll } from "./lib/children.ts"
 import type { Suite } from "./lib/suite.ts"
 import { describeEnv, formatHeader, repoRoot } from "./lib/system.ts"
+import { chatSuite } from "./suites/chat.ts"
 import { echoSuite } from "./suites/echo.ts"
 import { strategiesSuite } from "./suites/strategies.ts"
 
 /** Registry: each suite lives in its own file under bench/suites/. */
-const suites: ReadonlyArray<Suite> = [echoSuite, strategiesSuite]
+const suites: ReadonlyArray<Suite> = [echoSuite, strategiesSuite, chatSuite]
 
 const usage = `usage: npm run bench -- [suite ...] [--quick] [--rounds N] [--list]
 suites: ${suites.map((suite) => suite.name).join(", ")}`
