@@ -7,7 +7,9 @@
  *
  * @since 0.1.0
  */
-import { NodeDatagramSocket } from "@effect/platform-node"
+// Subpath imports: the package index loads every Node module (HTTP, workers, ...), ~20 MB of heap
+// that every major collection would have to mark.
+import * as NodeDatagramSocket from "@effect/platform-node/NodeDatagramSocket"
 import { Cause, Effect, Exit, Layer, Queue, Scope, Stream } from "effect"
 import { NetAddress } from "effect/net"
 import type { DatagramSocket } from "effect/socket"
