@@ -19,13 +19,14 @@
  *
  * @since 0.1.0
  */
-import { Cause, Deferred, Duration, Effect, FiberSet, Layer, Queue, Schema, Semaphore, Stream } from "effect"
+import { Deferred, Duration, Effect, FiberSet, Layer, Queue, Schema, Semaphore, Stream } from "effect"
 import * as ChildProcess from "node:child_process"
 import type * as Net from "node:net"
 import * as Os from "node:os"
 import * as Url from "node:url"
 import type * as Handler from "./Handler.ts"
 import * as Ipc from "./internal/ipcMessages.ts"
+import * as Pool from "./internal/pool.ts"
 import * as Strategy from "./Strategy.ts"
 
 /**
@@ -58,15 +59,11 @@ export type ForkStrategy = Strategy.Strategy["Service"] & {
 
 const entry = Url.fileURLToPath(new URL("./internal/forkChild.ts", import.meta.url))
 
-interface Child {
+interface Child extends Pool.Member {
   readonly process: ChildProcess.ChildProcess
-  readonly pid: number
   readonly jobs: Map<number, Strategy.Job<unknown>>
-  readonly ready: Deferred.Deferred<void, Strategy.StrategyError>
   /** Completed on Node's `close` (after `exit`): the child is reaped and its IPC channel drained. */
   readonly closed: Deferred.Deferred<void>
-  isReady: boolean
-  stopping: boolean
 }
 
 type Event =
@@ -76,14 +73,7 @@ type Event =
 
 const decodeFromChild = Schema.decodeUnknownResult(Ipc.FromChild)
 
-const strategyError = (message: string, cause?: unknown) =>
-  new Strategy.StrategyError({ strategy: "fork", message, ...(cause === undefined ? {} : { cause }) })
-
-/** Waits for a condition that Node callbacks change; polled because those callbacks cannot signal fibers cheaply. */
-const waitUntil = (condition: () => boolean) =>
-  Effect.suspend(() => condition() ? Effect.void : Effect.sleep("10 millis")).pipe(
-    Effect.repeat({ until: () => condition() })
-  )
+const strategyError = (message: string) => Pool.error("fork", message)
 
 /**
  * Builds the fork strategy.
@@ -99,19 +89,10 @@ export const make = (options?: Options): ForkStrategy => {
 
   const run = <E, R>(jobs: Stream.Stream<Strategy.Job<R>>, handler: Handler.Handler<E, R>) =>
     Effect.gen(function*() {
-      const reference = handler.reference
-      if (reference === undefined) {
-        return yield* strategyError(
-          `handler "${handler.name}" has no reference: the fork and worker strategies load handlers in another ` +
-            `process or thread, so define it with Handler.stream(fn, { module: import.meta.url, export: "name" }) ` +
-            `(or Handler.datagram) as an export of a module without top-level side effects`
-        )
-      }
+      const reference = yield* Pool.referenceOf("fork", handler as Handler.Handler<unknown, unknown>)
       const events = yield* Queue.unbounded<Event>()
       const background = yield* FiberSet.make<void, never>()
-      const children = new Set<Child>()
-      let stopping = false
-      let inflight = 0
+      const pool = Pool.make<Child>("fork", "fork child")
       let nextJob = 0
 
       const spawn = (): Child => {
@@ -123,17 +104,16 @@ export const make = (options?: Options): ForkStrategy => {
           serialization: "advanced",
           stdio: ["ignore", "inherit", "pipe", "ipc"]
         })
-        const child: Child = {
+        const child = pool.add({
           process: proc,
-          pid: proc.pid ?? -1,
+          id: proc.pid ?? -1,
           jobs: new Map(),
           ready: Deferred.makeUnsafe(),
           closed: Deferred.makeUnsafe(),
           isReady: false,
           stopping: false
-        }
-        children.add(child)
-        live.add(child.pid)
+        })
+        live.add(child.id)
         let exitCode: number | null = null
         let exitSignal: string | null = null
         proc.on("message", (message) => Queue.offerUnsafe(events, { _tag: "Message", child, message }))
@@ -148,12 +128,12 @@ export const make = (options?: Options): ForkStrategy => {
         proc.on("exit", (code, signal) => {
           exitCode = code
           exitSignal = signal
-          live.delete(child.pid)
+          live.delete(child.id)
         })
         proc.on("close", (code, signal) => {
-          live.delete(child.pid)
+          live.delete(child.id)
           Deferred.doneUnsafe(child.closed, Effect.void)
-          Deferred.doneUnsafe(child.ready, Effect.fail(strategyError(`child ${child.pid} exited before it was ready`)))
+          Deferred.doneUnsafe(child.ready, Effect.fail(strategyError(`child ${child.id} exited before it was ready`)))
           Queue.offerUnsafe(events, { _tag: "Closed", child, code: exitCode ?? code, signal: exitSignal ?? signal })
         })
         return child
@@ -164,16 +144,11 @@ export const make = (options?: Options): ForkStrategy => {
           const job = child.jobs.get(id)
           if (job === undefined) return Effect.void
           child.jobs.delete(id)
-          inflight--
+          pool.finished()
           // Our copy of the socket was kept open while the child served (see `sendJob`); drop it now.
           const release = job.incoming._tag === "IncomingConnection" ? job.incoming.release : Effect.void
           return Effect.andThen(release, job.complete(outcome))
         })
-
-      const outcomeOf = (child: Child, outcome: Ipc.WireOutcome): Strategy.Outcome =>
-        outcome._tag === "Failed"
-          ? { _tag: "Failed", cause: Ipc.causeOfFailure(`fork child ${child.pid}`, outcome.failure) }
-          : outcome
 
       const stopChild = (child: Child) =>
         Effect.sync(() => {
@@ -205,8 +180,9 @@ export const make = (options?: Options): ForkStrategy => {
       // Whatever ends `run` (drain, failure, interruption), no child outlives it.
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
-          stopping = true
-          yield* Effect.forEach([...children], kill, { concurrency: "unbounded", discard: true })
+          pool.stop()
+          const children = [...pool.members]
+          yield* Effect.forEach(children, kill, { concurrency: "unbounded", discard: true })
           for (const child of children) {
             for (const id of [...child.jobs.keys()]) yield* finishJob(child, id, { _tag: "Aborted", reason: "shutdown" })
           }
@@ -215,31 +191,19 @@ export const make = (options?: Options): ForkStrategy => {
 
       const handleEvent = (event: Event): Effect.Effect<void> => {
         const child = event.child
-        const annotate = Effect.annotateLogs({ pid: String(child.pid), strategy: "fork" })
+        const annotate = Effect.annotateLogs({ pid: String(child.id), strategy: "fork" })
         switch (event._tag) {
           case "Stderr":
             return Effect.logWarning(event.line).pipe(annotate, Effect.annotateLogs({ stream: "stderr" }))
           case "Closed": {
-            children.delete(child)
+            const replace = pool.remove(child)
             const crashed = !child.stopping
             const reason = event.signal !== null ? `signal ${event.signal}` : `exit code ${event.code}`
+            const lost = Pool.lostJob({ where: `fork child ${child.id}`, tag: "ChildExited", crashed, reason })
             return Effect.gen(function*() {
-              for (const id of [...child.jobs.keys()]) {
-                // Stopped by us (shutdown): the job was aborted, not failed.
-                yield* finishJob(child, id, crashed ? {
-                  _tag: "Failed",
-                  cause: Cause.fail(
-                    new Ipc.RemoteHandlerError({
-                      where: `fork child ${child.pid}`,
-                      tag: "ChildExited",
-                      message: `fork child ${child.pid} exited (${reason}) while serving this job`
-                    })
-                  )
-                } : { _tag: "Aborted", reason: `fork child ${child.pid} stopped (${reason})` })
-              }
+              for (const id of [...child.jobs.keys()]) yield* finishJob(child, id, lost)
               if (crashed) yield* Effect.logWarning(`fork child exited unexpectedly (${reason})`).pipe(annotate)
-              // Only children that got ready are replaced: a handler that cannot load must not fork forever.
-              if (mode === "pool" && crashed && child.isReady && !stopping) {
+              if (mode === "pool" && replace) {
                 yield* Effect.logInfo("replacing fork child").pipe(annotate)
                 spawn()
               }
@@ -253,7 +217,7 @@ export const make = (options?: Options): ForkStrategy => {
             const message = decoded.success
             switch (message._tag) {
               case "Ready":
-                child.isReady = true
+                pool.markReady(child)
                 return Deferred.succeed(child.ready, undefined)
               case "LoadFailed":
                 return Deferred.fail(
@@ -262,7 +226,7 @@ export const make = (options?: Options): ForkStrategy => {
                 )
               case "Done":
                 return Effect.andThen(
-                  finishJob(child, message.job, outcomeOf(child, message.outcome)),
+                  finishJob(child, message.job, Pool.outcomeOf(`fork child ${child.id}`, message.outcome)),
                   mode === "perConnection" ? stopChild(child) : Effect.void
                 )
               case "Reply": {
@@ -330,40 +294,21 @@ export const make = (options?: Options): ForkStrategy => {
           }).pipe(Effect.exit)
           if (sent._tag === "Failure") {
             if (incoming._tag === "IncomingConnection") yield* incoming.reject
-            yield* finishJob(child, id, { _tag: "Aborted", reason: `could not pass the job to fork child ${child.pid}` })
+            yield* finishJob(child, id, { _tag: "Aborted", reason: `could not pass the job to fork child ${child.id}` })
           }
         })
 
-      const awaitReady = (child: Child) =>
-        Deferred.await(child.ready).pipe(
-          Effect.timeoutOrElse({
-            duration: startTimeout,
-            orElse: () => Effect.fail(strategyError(`fork child ${child.pid} was not ready within ${Duration.format(Duration.fromInputUnsafe(startTimeout))}`))
-          })
-        )
+      const awaitReady = (child: Child) => pool.awaitReady(child, startTimeout)
 
       const track = <R2>(job: Strategy.Job<R2>) => {
-        inflight++
+        pool.started()
         return job as unknown as Strategy.Job<unknown>
       }
 
       if (mode === "pool") {
         const initial = Array.from({ length: size }, spawn)
         yield* Effect.forEach(initial, awaitReady, { concurrency: "unbounded", discard: true })
-        const pick = Effect.gen(function*() {
-          while (true) {
-            let best: Child | undefined
-            for (const child of children) {
-              if (!child.isReady || child.stopping) continue
-              if (best === undefined || child.jobs.size < best.jobs.size) best = child
-            }
-            if (best !== undefined) return best
-            if (children.size === 0) return yield* strategyError("every fork child is gone and none could be replaced")
-            // All children are starting (replacements): wait for one.
-            yield* Effect.sleep("5 millis")
-          }
-        })
-        yield* Stream.runForEach(jobs, (job) => Effect.flatMap(pick, (child) => sendJob(child, track(job))))
+        yield* Stream.runForEach(jobs, (job) => Effect.flatMap(pool.pick, (child) => sendJob(child, track(job))))
       } else {
         const slots = yield* Semaphore.make(maxChildren)
         const serveOne = (job: Strategy.Job<unknown>) =>
@@ -375,7 +320,7 @@ export const make = (options?: Options): ForkStrategy => {
             })
             const ready = yield* Effect.exit(awaitReady(child))
             if (ready._tag === "Failure") {
-              inflight--
+              pool.finished()
               yield* stopChild(child)
               if (job.incoming._tag === "IncomingConnection") yield* job.incoming.reject
               return yield* job.complete({ _tag: "Failed", cause: ready.cause })
@@ -387,9 +332,9 @@ export const make = (options?: Options): ForkStrategy => {
       }
 
       // The jobs stream ended: drain, then stop every child gracefully.
-      yield* waitUntil(() => inflight === 0)
-      stopping = true
-      yield* Effect.forEach([...children], stopGracefully, { concurrency: "unbounded", discard: true })
+      yield* pool.drained
+      pool.stop()
+      yield* Effect.forEach([...pool.members], stopGracefully, { concurrency: "unbounded", discard: true })
     }).pipe(Effect.scoped) as Effect.Effect<void, Strategy.StrategyError, R>
 
   return {

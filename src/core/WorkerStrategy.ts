@@ -17,12 +17,13 @@
  *
  * @since 0.1.0
  */
-import { Cause, Deferred, Duration, Effect, FiberSet, Layer, Queue, Schema, Stream } from "effect"
+import { Deferred, Duration, Effect, FiberSet, Layer, Queue, Schema, Stream } from "effect"
 import * as Os from "node:os"
 import { MessageChannel, Worker } from "node:worker_threads"
 import * as Connection from "./Connection.ts"
 import type * as Handler from "./Handler.ts"
 import * as Ipc from "./internal/ipcMessages.ts"
+import * as Pool from "./internal/pool.ts"
 import * as Strategy from "./Strategy.ts"
 
 /**
@@ -46,24 +47,26 @@ export type WorkerStrategy = Strategy.Strategy["Service"] & {
 
 const entry = new URL("./internal/workerThread.ts", import.meta.url)
 
-interface PoolWorker {
+interface PoolWorker extends Pool.Member {
   readonly thread: Worker
-  readonly threadId: number
   readonly jobs: Map<number, Deferred.Deferred<Strategy.Outcome>>
-  readonly ready: Deferred.Deferred<void, Strategy.StrategyError>
   readonly exited: Deferred.Deferred<void>
-  isReady: boolean
-  stopping: boolean
 }
 
 type Event =
   | { readonly _tag: "Message"; readonly worker: PoolWorker; readonly message: unknown }
-  | { readonly _tag: "Exited"; readonly worker: PoolWorker; readonly code: number; readonly error: string | undefined }
+  | {
+    readonly _tag: "Exited"
+    readonly worker: PoolWorker
+    readonly code: number
+    readonly error: string | undefined
+    readonly replace: boolean
+  }
 
 const decodeFromWorker = Schema.decodeUnknownResult(Ipc.FromWorker)
 const decodeFromJob = Schema.decodeUnknownResult(Ipc.FromJob)
 
-const strategyError = (message: string) => new Strategy.StrategyError({ strategy: "worker", message })
+const strategyError = (message: string) => Pool.error("worker", message)
 
 /** A chunk ready to transfer: its own buffer when it covers it exactly, else an exact copy. */
 const transferable = (chunk: Uint8Array): Uint8Array<ArrayBuffer> =>
@@ -82,67 +85,42 @@ export const make = (options?: Options): WorkerStrategy => {
 
   const run = <E, R>(jobs: Stream.Stream<Strategy.Job<R>>, handler: Handler.Handler<E, R>) =>
     Effect.gen(function*() {
-      const reference = handler.reference
-      if (reference === undefined) {
-        return yield* strategyError(
-          `handler "${handler.name}" has no reference: the fork and worker strategies load handlers in another ` +
-            `process or thread, so define it with Handler.stream(fn, { module: import.meta.url, export: "name" }) ` +
-            `(or Handler.datagram) as an export of a module without top-level side effects`
-        )
-      }
+      const reference = yield* Pool.referenceOf("worker", handler as Handler.Handler<unknown, unknown>)
       const events = yield* Queue.unbounded<Event>()
       const background = yield* FiberSet.make<void, never>()
       const running = yield* FiberSet.make<void, never>()
-      const workers = new Set<PoolWorker>()
-      let stopping = false
+      const pool = Pool.make<PoolWorker>("worker", "worker")
       let nextJob = 0
 
       const spawn = (): PoolWorker => {
         // execArgv is inherited: under tsx the loader applies here too; plain Node 24 strips types itself.
         const thread = new Worker(entry, { workerData: { reference: { module: reference.module, export: reference.export } } })
-        const worker: PoolWorker = {
+        const worker = pool.add({
           thread,
-          threadId: thread.threadId,
+          id: thread.threadId,
           jobs: new Map(),
           ready: Deferred.makeUnsafe(),
           exited: Deferred.makeUnsafe(),
           isReady: false,
           stopping: false
-        }
-        workers.add(worker)
-        live.add(worker.threadId)
+        })
+        live.add(worker.id)
         let error: string | undefined
         thread.on("message", (message) => Queue.offerUnsafe(events, { _tag: "Message", worker, message }))
         thread.on("error", (e) => {
           error = String(e)
         })
         thread.on("exit", (code) => {
-          live.delete(worker.threadId)
-          workers.delete(worker)
+          live.delete(worker.id)
+          // Removed here, not when the event is handled: a job must not be given to a dead worker.
+          const replace = pool.remove(worker)
           const reason = error ?? `exit code ${code}`
-          for (const done of worker.jobs.values()) {
-            Deferred.doneUnsafe(
-              done,
-              Effect.succeed<Strategy.Outcome>(
-                worker.stopping
-                  ? { _tag: "Aborted", reason: `worker ${worker.threadId} stopped` }
-                  : {
-                    _tag: "Failed",
-                    cause: Cause.fail(
-                      new Ipc.RemoteHandlerError({
-                        where: `worker ${worker.threadId}`,
-                        tag: "WorkerExited",
-                        message: `worker ${worker.threadId} exited (${reason}) while serving this job`
-                      })
-                    )
-                  }
-              )
-            )
-          }
+          const lost = Pool.lostJob({ where: `worker ${worker.id}`, tag: "WorkerExited", crashed: !worker.stopping, reason })
+          for (const done of worker.jobs.values()) Deferred.doneUnsafe(done, Effect.succeed(lost))
           worker.jobs.clear()
-          Deferred.doneUnsafe(worker.ready, Effect.fail(strategyError(`worker ${worker.threadId} exited before it was ready`)))
+          Deferred.doneUnsafe(worker.ready, Effect.fail(strategyError(`worker ${worker.id} exited before it was ready`)))
           Deferred.doneUnsafe(worker.exited, Effect.void)
-          Queue.offerUnsafe(events, { _tag: "Exited", worker, code, error })
+          Queue.offerUnsafe(events, { _tag: "Exited", worker, code, error, replace })
         })
         return worker
       }
@@ -156,19 +134,19 @@ export const make = (options?: Options): WorkerStrategy => {
       // Whatever ends `run`, no worker outlives it (terminate resolves once the thread has stopped).
       yield* Effect.addFinalizer(() =>
         Effect.suspend(() => {
-          stopping = true
-          return Effect.forEach([...workers], terminate, { concurrency: "unbounded", discard: true })
+          pool.stop()
+          return Effect.forEach([...pool.members], terminate, { concurrency: "unbounded", discard: true })
         })
       )
 
       const handleEvent = (event: Event): Effect.Effect<void> => {
         const worker = event.worker
-        const annotate = Effect.annotateLogs({ threadId: String(worker.threadId), strategy: "worker" })
+        const annotate = Effect.annotateLogs({ threadId: String(worker.id), strategy: "worker" })
         if (event._tag === "Exited") {
-          if (worker.stopping || stopping) return Effect.void
+          if (worker.stopping || pool.isStopping()) return Effect.void
           return Effect.gen(function*() {
             yield* Effect.logWarning(`worker exited unexpectedly (${event.error ?? `exit code ${event.code}`})`).pipe(annotate)
-            if (worker.isReady) {
+            if (event.replace) {
               yield* Effect.logInfo("replacing worker").pipe(annotate)
               spawn()
             }
@@ -179,7 +157,7 @@ export const make = (options?: Options): WorkerStrategy => {
         const message = decoded.success
         switch (message._tag) {
           case "Ready":
-            worker.isReady = true
+            pool.markReady(worker)
             return Deferred.succeed(worker.ready, undefined)
           case "LoadFailed":
             return Deferred.fail(worker.ready, strategyError(`worker could not load handler "${handler.name}": ${message.message}`))
@@ -253,7 +231,7 @@ export const make = (options?: Options): WorkerStrategy => {
                 case "Close":
                   return connection.close
                 case "Done":
-                  return Deferred.succeed(done, outcomeOf(worker, message.outcome))
+                  return Deferred.succeed(done, Pool.outcomeOf(`worker ${worker.id}`, message.outcome))
                 default:
                   return Effect.void
               }
@@ -282,7 +260,7 @@ export const make = (options?: Options): WorkerStrategy => {
                     onFailure: (error) => Effect.sync(() => post({ _tag: "Ack", seq: message.seq, error: error.message }))
                   })
                 case "Done":
-                  return Deferred.succeed(done, outcomeOf(worker, message.outcome))
+                  return Deferred.succeed(done, Pool.outcomeOf(`worker ${worker.id}`, message.outcome))
                 default:
                   return Effect.void
               }
@@ -290,11 +268,6 @@ export const make = (options?: Options): WorkerStrategy => {
           }
           yield* Deferred.await(done)
         }).pipe(Effect.scoped)
-
-      const outcomeOf = (worker: PoolWorker, outcome: Ipc.WireOutcome): Strategy.Outcome =>
-        outcome._tag === "Failed"
-          ? { _tag: "Failed", cause: Ipc.causeOfFailure(`worker ${worker.threadId}`, outcome.failure) }
-          : outcome
 
       const serveJob = (worker: PoolWorker, job: Strategy.Job<unknown>) => {
         const id = ++nextJob
@@ -311,27 +284,13 @@ export const make = (options?: Options): WorkerStrategy => {
       }
 
       const initial = Array.from({ length: size }, spawn)
-      yield* Effect.forEach(initial, (worker) =>
-        Deferred.await(worker.ready).pipe(Effect.timeoutOrElse({
-          duration: startTimeout,
-          orElse: () => Effect.fail(strategyError(`worker ${worker.threadId} was not ready in time`))
-        })), { concurrency: "unbounded", discard: true })
-
-      const pick = Effect.gen(function*() {
-        while (true) {
-          let best: PoolWorker | undefined
-          for (const worker of workers) {
-            if (!worker.isReady || worker.stopping) continue
-            if (best === undefined || worker.jobs.size < best.jobs.size) best = worker
-          }
-          if (best !== undefined) return best
-          if (workers.size === 0) return yield* strategyError("every worker is gone and none could be replaced")
-          // Every worker is a replacement still starting: wait for one.
-          yield* Effect.sleep("5 millis")
-        }
+      yield* Effect.forEach(initial, (worker) => pool.awaitReady(worker, startTimeout), {
+        concurrency: "unbounded",
+        discard: true
       })
+
       yield* Stream.runForEach(jobs, (job) =>
-        Effect.flatMap(pick, (worker) => FiberSet.run(running, serveJob(worker, job as unknown as Strategy.Job<unknown>))))
+        Effect.flatMap(pool.pick, (worker) => FiberSet.run(running, serveJob(worker, job as unknown as Strategy.Job<unknown>))))
       // The jobs stream ended: drain, then the finalizer terminates the workers.
       yield* FiberSet.awaitEmpty(running)
     }).pipe(Effect.scoped) as Effect.Effect<void, Strategy.StrategyError, R>
