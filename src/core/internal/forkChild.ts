@@ -10,6 +10,7 @@ import { Cause, Effect, Exit, FiberSet, Layer, Logger, Queue, References, Schema
 import type * as Net from "node:net"
 import type * as Datagram from "../Datagram.ts"
 import * as Handler from "../Handler.ts"
+import * as IpcLog from "./ipcLog.ts"
 import * as Ipc from "./ipcMessages.ts"
 import * as NodeConnection from "./nodeConnection.ts"
 
@@ -26,29 +27,8 @@ const sendRaw = (message: Ipc.FromChild): Promise<void> =>
 
 const send = (message: Ipc.FromChild): Effect.Effect<void> => Effect.promise(() => sendRaw(message))
 
-const formatMessage = (message: unknown): string => {
-  const parts = Array.isArray(message) ? message : [message]
-  return parts.map((part) => typeof part === "string" ? part : Cause.isCause(part) ? Cause.pretty(part) : safeJson(part))
-    .join(" ")
-}
-const safeJson = (u: unknown): string => {
-  try {
-    return u instanceof Error ? String(u) : JSON.stringify(u) ?? String(u)
-  } catch {
-    return String(u)
-  }
-}
-
 // Log lines travel to the parent, which logs them with this child's pid: one log for the server.
-const ipcLogger = Logger.make<unknown, void>((options) => {
-  if (options.logLevel === "All" || options.logLevel === "None") return
-  const annotations: Record<string, string> = {}
-  for (const [key, value] of Object.entries(options.fiber.getRef(References.CurrentLogAnnotations))) {
-    annotations[key] = typeof value === "string" ? value : safeJson(value)
-  }
-  const cause = options.cause.reasons.length > 0 ? `\n${Cause.pretty(options.cause)}` : ""
-  void sendRaw({ _tag: "Log", level: options.logLevel, message: formatMessage(options.message) + cause, annotations })
-})
+const ipcLogger = IpcLog.make((record) => void sendRaw(record))
 
 const decodeReference = Schema.decodeUnknownSync(Ipc.Reference)
 const decodeMessage = Schema.decodeUnknownResult(Ipc.ToChild)

@@ -15,31 +15,13 @@ import { type MessagePort, parentPort, threadId, workerData } from "node:worker_
 import * as Connection from "../Connection.ts"
 import * as Datagram from "../Datagram.ts"
 import * as Handler from "../Handler.ts"
+import * as IpcLog from "./ipcLog.ts"
 import * as Ipc from "./ipcMessages.ts"
 
 const post = (message: Ipc.FromWorker) => parentPort?.postMessage(message)
 
-const safeString = (u: unknown): string => {
-  if (typeof u === "string") return u
-  if (Cause.isCause(u)) return Cause.pretty(u)
-  try {
-    return u instanceof Error ? String(u) : JSON.stringify(u) ?? String(u)
-  } catch {
-    return String(u)
-  }
-}
-
 // Log lines go to the main thread, which logs them with this thread's id.
-const portLogger = Logger.make<unknown, void>((options) => {
-  if (options.logLevel === "All" || options.logLevel === "None") return
-  const annotations: Record<string, string> = {}
-  for (const [key, value] of Object.entries(options.fiber.getRef(References.CurrentLogAnnotations))) {
-    annotations[key] = safeString(value)
-  }
-  const parts = Array.isArray(options.message) ? options.message : [options.message]
-  const cause = options.cause.reasons.length > 0 ? `\n${Cause.pretty(options.cause)}` : ""
-  post({ _tag: "Log", level: options.logLevel, message: parts.map(safeString).join(" ") + cause, annotations })
-})
+const portLogger = IpcLog.make(post)
 
 const decodeToJob = Schema.decodeUnknownResult(Ipc.ToJob)
 const decodeToWorker = Schema.decodeUnknownResult(Ipc.ToWorker)
