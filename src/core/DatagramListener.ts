@@ -51,20 +51,22 @@ const makeUdp = Effect.fnUntraced(function*(transport: Transport.Udp, options?: 
   const queue = yield* Queue.bounded<Listener.IncomingDatagram, Cause.Done>(options?.maxPending ?? defaultMaxPending)
   let nextId = 0
 
-  const toIncoming = (received: DatagramSocket.Datagram): Listener.IncomingDatagram => {
-    const peer = NetAddress.formatSocketAddress(received.address)
-    return {
-      _tag: "IncomingDatagram",
-      id: ++nextId,
-      datagram: {
-        transport: "udp",
-        payload: received.payload,
-        sender: received.address,
-        peer,
-        reply: (payload) => Effect.mapError(writer.write({ payload, address: received }), sendFailed)
-      }
+  const reply = (received: DatagramSocket.Datagram, payload: Uint8Array | string) =>
+    Effect.mapError(writer.write({ payload, address: received }), sendFailed)
+  const toIncoming = (received: DatagramSocket.Datagram): Listener.IncomingDatagram => ({
+    _tag: "IncomingDatagram",
+    id: ++nextId,
+    datagram: {
+      transport: "udp",
+      payload: received.payload,
+      sender: received.address,
+      // Formatted on first use: most handlers only reply, and formatting per datagram is measurable.
+      get peer() {
+        return NetAddress.formatSocketAddress(received.address)
+      },
+      reply: (payload) => reply(received, payload)
     }
-  }
+  })
   // The pump hands whole batches to the queue; when the queue is full it stops pulling and the
   // socket's own receive buffer drops, which `dropped` reports.
   const pumpScope = yield* Scope.make()

@@ -190,7 +190,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
 
   const runHandler = <E, R>(incoming: Listener.Incoming, handler: Handler.Handler<E, R>): Effect.Effect<void, unknown, R> => {
     if (incoming._tag === "IncomingDatagram") {
-      return (handler as Handler.DatagramHandler<E, R>).handle(incoming.datagram) as Effect.Effect<void, E, R>
+      // Suspended: a handler that throws synchronously is a failure of this job, not of `serve`.
+      return Effect.suspend(() => (handler as Handler.DatagramHandler<E, R>).handle(incoming.datagram)) as Effect.Effect<
+        void,
+        E,
+        R
+      >
     }
     const handle = (handler as Handler.StreamHandler<E, R>).handle
     return Effect.scoped(
@@ -205,8 +210,30 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
 
   // Jobs that were handed to the strategy and not finished yet: whatever happens to the strategy,
   // these are closed and their slots released when `serve` ends.
-  const makeJob = <E, R>(incoming: Listener.Incoming, handler: Handler.Handler<E, R>, unfinished: Set<() => Effect.Effect<void>>) => {
-    const peer = peerOf(incoming, kind)
+  const completeElsewhere = (incoming: Listener.Incoming, handler: string, outcome: Strategy.Outcome) =>
+    outcome._tag === "Failed"
+      ? reportFailure(peerOf(incoming, kind), handler, outcome.cause)
+      : outcome._tag === "Aborted"
+      ? Effect.logDebug("job aborted", outcome.reason).pipe(Effect.annotateLogs({ transport: kind, id: incoming.id }))
+      : Effect.void
+
+  const makeJob = <E, R>(
+    incoming: Listener.Incoming,
+    handler: Handler.Handler<E, R>,
+    unfinished: Set<() => Effect.Effect<void>>
+  ): Strategy.Job<R> => {
+    const onFailure = (cause: Cause.Cause<unknown>) =>
+      Cause.hasInterruptsOnly(cause) ? Effect.void : reportFailure(peerOf(incoming, kind), handler.name, cause)
+    // A datagram with no slot to release has nothing to close or give back: no bookkeeping, which
+    // is most of the per-datagram cost of a UDP server.
+    if (incoming._tag === "IncomingDatagram" && slots === undefined) {
+      return {
+        incoming,
+        openOptions,
+        runHere: Effect.catchCause(runHandler(incoming, handler), onFailure),
+        complete: (outcome) => completeElsewhere(incoming, handler.name, outcome)
+      }
+    }
     let finished = false
     const finish = Effect.suspend(() => {
       if (finished) return Effect.void
@@ -220,22 +247,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const job: Strategy.Job<R> = {
       incoming,
       openOptions,
-      runHere: runHandler(incoming, handler).pipe(
-        Effect.provideService(Shutdown, shutdownSignal),
-        Effect.catchCause((cause) =>
-          Cause.hasInterruptsOnly(cause) ? Effect.void : reportFailure(peer, handler.name, cause)
-        ),
-        Effect.ensuring(finish)
-      ),
-      complete: (outcome) =>
-        Effect.ensuring(
-          outcome._tag === "Failed"
-            ? reportFailure(peer, handler.name, outcome.cause)
-            : outcome._tag === "Aborted"
-            ? Effect.logDebug("job aborted", outcome.reason).pipe(Effect.annotateLogs({ transport: kind, peer: peer.peer }))
-            : Effect.void,
-          finish
-        )
+      runHere: runHandler(incoming, handler).pipe(Effect.catchCause(onFailure), Effect.ensuring(finish)),
+      complete: (outcome) => Effect.ensuring(completeElsewhere(incoming, handler.name, outcome), finish)
     }
     return job
   }
@@ -300,7 +313,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const run = yield* strategy.run(
         jobs.pipe(Stream.interruptWhen(Effect.raceFirst(Deferred.await(stopping), Deferred.await(stopThis)))),
         handler
-      ).pipe(Effect.forkDetach({ startImmediately: true }))
+      ).pipe(
+        // Fibers that strategies fork for handlers inherit this, so handlers can read `Shutdown`.
+        Effect.provideService(Shutdown, shutdownSignal),
+        Effect.forkDetach({ startImmediately: true })
+      )
       const drainThenInterrupt = Effect.gen(function*() {
         if (graceful) yield* Effect.timeoutOption(Fiber.await(run), drainTimeout)
         yield* Fiber.interrupt(run)

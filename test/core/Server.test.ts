@@ -289,6 +289,29 @@ describe("Server", () => {
         assert.isTrue(Cause.hasDies(failures[1]!.cause))
       }))
 
+    it.live("a datagram handler that throws synchronously is reported and the server keeps serving", () =>
+      Effect.gen(function*() {
+        const failures: Array<Server.HandlerFailure> = []
+        let n = 0
+        const handler = Handler.datagram((datagram): Effect.Effect<void, unknown> => {
+          if (++n === 1) throw new Error("thrown before any Effect")
+          return datagram.reply(datagram.payload)
+        })
+        const server = yield* Loopback.startServer(Transport.udp(), Strategy.layerFiber(), handler, {
+          onError: (failure) => Effect.sync(() => failures.push(failure))
+        })
+        const port = (server.address as { port: number }).port
+        const lost = yield* Effect.promise(() =>
+          Loopback.udpRequest(port, new TextEncoder().encode("first"), "127.0.0.1", 300).then(() => "reply", () => "none")
+        )
+        assert.strictEqual(lost, "none")
+        const reply = yield* Effect.promise(() => Loopback.udpRequest(port, new TextEncoder().encode("second")))
+        assert.strictEqual(reply.toString(), "second")
+        assert.strictEqual(failures.length, 1)
+        assert.isTrue(Cause.hasDies(failures[0]!.cause))
+        assert.match(failures[0]!.peer, /^127\.0\.0\.1:\d+$/)
+      }))
+
     it.live("maxConnections holds: at the limit, further connections wait unread", () =>
       Effect.gen(function*() {
         const probe = concurrencyProbe("10 millis")
