@@ -58,18 +58,16 @@ const runServer = (args: { readonly host: string; readonly port: number; readonl
     )
     const server = Context.get(serverContext, Server.Server)
     const hub = args.hub === "redis" ? ChatHub.layerRedis({ url: args.redisUrl }) : ChatHub.layerMemory
-    // Built after the server, so released before it: clients get `shutdown` before the server drains.
     const roomContext = yield* Layer.build(ChatServer.layer().pipe(Layer.provide(hub)))
-    const room = Context.get(roomContext, ChatServer.ChatRoom)
     yield* Effect.forkScoped(server.serve(ChatServer.handler).pipe(Effect.provideContext(roomContext)), {
       startImmediately: true
     })
-    yield* Effect.addFinalizer(() => room.shutdown)
+    // On a signal too, the graceful shutdown comes first: every session sees it and tells its client `shutdown`.
+    yield* Effect.addFinalizer(() => server.shutdown)
     yield* Console.log(`listening on ${NetAddress.formatSocketAddress(server.address)}`)
     // A line on stdin stops the server; a closed stdin (e.g. run in the background) does not.
     const line = yield* stdinLines.pipe(Stream.runHead)
     if (line._tag === "None") yield* Effect.never
-    yield* room.shutdown
     yield* server.shutdown
   })
 
@@ -80,7 +78,7 @@ const render = (message: ChatMessage.ServerMessage): string => {
     case "joined":
       return `(Connected: ${message.client}, ${message.count} online)`
     case "left":
-      return `(Now hung up: ${message.client}, ${message.count} online)`
+      return `(Now hung up: ${message.client})`
     case "message":
       return `#[${message.from}]>> ${message.text}`
     case "error":

@@ -8,12 +8,17 @@
  * down: when its queue is full it is disconnected as a `slow_consumer`. A writer takes everything queued at once
  * and writes it with one `writeAll`; a broadcast encodes its frame once and enqueues the same bytes everywhere.
  *
+ * Saying goodbye: under a `Server`, every session watches `Server.Shutdown`, so a graceful server shutdown alone
+ * sends `shutdown` to every client before the drain ends; `ChatRoom.shutdown` does the same for a room used on its
+ * own. Closing is the connection's lingering close (FIN after the last frame, bounded wait for the peer's FIN).
+ *
  * The handler needs shared memory with the room, so it runs under the `sequential` and `fiber` strategies only.
  */
-import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Queue, Result, Stream } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Queue, Result, Stream } from "effect"
 import { NetAddress } from "effect/net"
 import * as Connection from "../../core/Connection.ts"
 import * as Handler from "../../core/Handler.ts"
+import * as Server from "../../core/Server.ts"
 import * as ChatMessage from "../../protocol/ChatMessage.ts"
 import * as LengthPrefixedFraming from "../../protocol/LengthPrefixedFraming.ts"
 import * as ChatHub from "./ChatHub.ts"
@@ -33,7 +38,7 @@ export const defaultLoginTimeout: Duration.Input = "10 seconds"
 export const defaultMaxQueuedFrames = 1024
 
 /**
- * Default bound on closing one connection: flushing its queue, then waiting for the peer to close after ours.
+ * Default bound on flushing a closing connection's queue (a peer that does not read cannot hold it open longer).
  *
  * @category constants
  */
@@ -45,7 +50,7 @@ export const defaultCloseTimeout: Duration.Input = "2 seconds"
  * - `maxFrameBytes`: largest accepted frame payload (default 65536).
  * - `loginTimeout`: time to send `login` before `login_timeout` (default 10 s).
  * - `maxQueuedFrames`: per-client outbound queue bound before `slow_consumer` (default 1024).
- * - `closeTimeout`: how long a closing connection may take to flush and to see the peer close (default 2 s).
+ * - `closeTimeout`: how long a closing connection may take to flush what is queued for it (default 2 s).
  *
  * @category models
  */
@@ -258,15 +263,6 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       })
     ))
 
-  // Reads and discards until the peer closes (or the timeout), so that closing does not reset the connection while
-  // our last frames are still on their way; returns whether the peer closed in time.
-  const linger = (connection: Connection.Connection) =>
-    Effect.forever(connection.read).pipe(
-      Effect.catch(() => Effect.void),
-      Effect.timeoutOption(closeTimeout),
-      Effect.map(Option.isSome)
-    )
-
   const close = Effect.fnUntraced(function*(
     session: Session,
     connection: Connection.Connection,
@@ -283,16 +279,13 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     // The last frame goes after what is queued; a slow consumer's queue is full, so it goes straight to the socket.
     const queued = last === undefined || (ending !== slowConsumer && Queue.offerUnsafe(session.queue, last))
     yield* Queue.end(session.queue)
-    const flushed = !queued ? false : Option.isSome(yield* Effect.timeoutOption(Fiber.await(writer), closeTimeout))
+    if (queued) yield* Effect.timeoutOption(Fiber.await(writer), closeTimeout)
     yield* Fiber.interrupt(writer)
     if (!queued && last !== undefined) {
       yield* connection.write(last).pipe(Effect.timeoutOption(closeTimeout), Effect.ignore)
     }
-    yield* connection.end
-    if (ending._tag === "Eof") return
-    // A peer that closed after our FIN got everything; otherwise drop the connection rather than wait forever.
-    const peerClosed = flushed && (yield* linger(connection))
-    if (!peerClosed) yield* connection.close
+    // Returning releases the connection: its lingering close sends FIN after these frames and gives the peer a
+    // bounded time to read them and close, so the last frame is not lost to a reset.
   })
 
   const handle = (connection: Connection.Connection): Effect.Effect<void> =>
@@ -320,7 +313,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           Effect.flatMap(readLoop(session, connection), (ending) => Effect.sync(() => finish(session, ending))),
           { startImmediately: true }
         )
-        const ending = yield* Deferred.await(session.ending)
+        // A graceful server shutdown (also one that began before this connection was served) ends it with goodbye.
+        const { requested } = yield* Server.Shutdown
+        const ending = yield* Effect.raceFirst(Deferred.await(session.ending), Effect.as(requested, shutdownEnding))
         yield* Fiber.interrupt(reader)
         yield* Fiber.interrupt(loginTimer)
         yield* close(session, connection, writer, ending)
@@ -343,9 +338,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     stopping = true
     const all = [...sessions]
     for (const session of all) finish(session, shutdownEnding)
-    const bound = Duration.sum(Duration.fromInputUnsafe(closeTimeout), Duration.fromInputUnsafe(closeTimeout))
     return Effect.forEach(all, (session) => Deferred.await(session.done), { discard: true }).pipe(
-      Effect.timeoutOption(Duration.sum(bound, Duration.seconds(1))),
+      Effect.timeoutOption(Duration.sum(Duration.fromInputUnsafe(closeTimeout), Duration.seconds(1))),
       Effect.asVoid
     )
   })
@@ -360,8 +354,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
 })
 
 /**
- * The room as a layer over a `ChatHub`; releasing it shuts the room down (every client gets `shutdown`). Release
- * it before the `Server` it runs in, so that the server's drain finds the connections already closing.
+ * The room as a layer over a `ChatHub`; releasing it shuts the room down (every client gets `shutdown`). Under a
+ * `Server`, the server's graceful shutdown already says goodbye (`Server.Shutdown`), whichever is released first.
  *
  * @category layers
  */

@@ -326,6 +326,22 @@ describe("ChatServer", () => {
   })
 
   describe("shutdown", () => {
+    it.live("a graceful server shutdown alone tells every client shutdown (Server.Shutdown), then closes", () =>
+      Effect.gen(function*() {
+        const chat = yield* startChat()
+        const alice = yield* chat.client("alice")
+        const bob = yield* chat.client("bob")
+        const anonymous = yield* chat.client()
+        // A connection still waiting in the accept queue is not served at all once the listener stops.
+        while ((yield* chat.room.stats).connections < 3) yield* Effect.sleep("5 millis")
+        yield* chat.server.shutdown
+        for (const client of [alice, bob, anonymous]) {
+          assert.deepStrictEqual(yield* wait(() => client.nextMatching((m) => m.type === "shutdown")), { type: "shutdown" })
+          yield* wait(() => client.closed())
+        }
+        assert.deepStrictEqual(yield* chat.room.stats, { connections: 0, members: [] })
+      }))
+
     it.live("sends shutdown to everyone, logged in or not, then closes", () =>
       Effect.gen(function*() {
         const chat = yield* startChat()

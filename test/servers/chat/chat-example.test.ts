@@ -29,7 +29,7 @@ describe("examples/chat.ts", () => {
       yield* wait(() => bob.login("bob"))
       yield* wait(() => alice.waitFor(/^\(Connected: bob@127\.0\.0\.1, 3 online\)$/))
       bob.destroy()
-      yield* wait(() => alice.waitFor(/^\(Now hung up: bob@127\.0\.0\.1, 2 online\)$/))
+      yield* wait(() => alice.waitFor(/^\(Now hung up: bob@127\.0\.0\.1\)$/))
       server.child.stdin!.write("\n")
       assert.deepStrictEqual(yield* wait(() => raw.nextMatching((m) => m.type === "shutdown")), { type: "shutdown" })
       yield* wait(() => alice.waitFor(/The server is shutting down/))
@@ -38,17 +38,36 @@ describe("examples/chat.ts", () => {
       assert.strictEqual(yield* wait(() => alice.exited), 0)
     }), 60_000)
 
-  it.live("SIGTERM stops the server with exit 0; a missing --name is a one-line error", () =>
+  it.live("SIGTERM and SIGINT stop the server with exit 0, clients told; a missing --name is a one-line error", () =>
     Effect.gen(function*() {
-      const server = yield* Processes.start(file, ["--name", "server", "--port", "0"])
-      yield* wait(() => server.waitFor(Processes.listeningPort))
-      server.child.kill("SIGTERM")
-      assert.strictEqual(yield* wait(() => server.exited), 0)
+      for (const signal of ["SIGTERM", "SIGINT"] as const) {
+        const server = yield* Processes.start(file, ["--name", "server", "--port", "0"])
+        const port = Number((yield* wait(() => server.waitFor(Processes.listeningPort)))[1])
+        const raw = yield* wait(() => RawClient.connect({ port }))
+        yield* wait(() => raw.login("raw"))
+        server.child.kill(signal)
+        assert.deepStrictEqual(yield* wait(() => raw.next()), { type: "shutdown" })
+        yield* wait(() => raw.closed())
+        assert.strictEqual(yield* wait(() => server.exited), 0)
+      }
       const result = yield* Processes.run(file, [])
       assert.notStrictEqual(result.code, 0)
       const lines = result.stderr.filter((line) => line.trim() !== "")
       assert.strictEqual(lines.length, 1, lines.join("\n"))
       assert.match(lines[0]!, /^error: --name: required/)
+    }), 60_000)
+
+  it.live("the client says so when the server dies without a goodbye", () =>
+    Effect.gen(function*() {
+      const server = yield* Processes.start(file, ["--name", "server", "--port", "0"])
+      const port = Number((yield* wait(() => server.waitFor(Processes.listeningPort)))[1])
+      const alice = yield* Processes.start(file, ["--name", "alice", "--port", String(port)])
+      yield* wait(() => alice.waitFor(/\(Welcome alice@127\.0\.0\.1, 1 online\)/))
+      server.child.kill("SIGKILL")
+      yield* wait(() => alice.exited)
+      // A closed connection is a normal end, a reset an error; either way one clear line says the server is gone.
+      const said = [...alice.stdout, ...alice.stderr].join("\n")
+      assert.match(said, /\(Disconnected: the server closed the connection\)|error: the connection to the chat server was lost/)
     }), 60_000)
 
   it.live("the client says so when no server listens", () =>
