@@ -4,6 +4,7 @@
  *   echo over TCP          127.0.0.1:7007
  *   echo over UDP          127.0.0.1:7007
  *   echo over a Unix path  <tmpdir>/netkit-echo.sock
+ *   chat (in-memory hub)   127.0.0.1:9090   join: npx tsx examples/chat.ts --name alice --port 9090
  *
  * Each prints where it listens; Ctrl-C stops every server gracefully (in-flight work drains).
  */
@@ -12,12 +13,14 @@ import { NetAddress } from "effect/net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as DatagramListener from "../src/core/DatagramListener.ts"
-import type * as Handler from "../src/core/Handler.ts"
+import * as Handler from "../src/core/Handler.ts"
 import type * as Listener from "../src/core/Listener.ts"
 import * as Main from "../src/core/Main.ts"
 import * as Server from "../src/core/Server.ts"
 import * as Strategy from "../src/core/Strategy.ts"
 import * as StreamListener from "../src/core/StreamListener.ts"
+import * as ChatHub from "../src/servers/chat/ChatHub.ts"
+import * as ChatServer from "../src/servers/chat/ChatServer.ts"
 import * as EchoServer from "../src/servers/echo/EchoServer.ts"
 
 /** One server: a listener, the fiber strategy and a handler, announcing its address once bound. */
@@ -39,6 +42,13 @@ const Demo = Layer.mergeAll(
     "echo (unix)",
     StreamListener.layerUnix({ path: Path.join(Os.tmpdir(), "netkit-echo.sock") }),
     EchoServer.streamHandler
+  ),
+  // The room lives in this process, so its handler is bound to it here; the server's shutdown tells clients goodbye.
+  Layer.unwrap(Effect.map(ChatServer.make(), (room) =>
+    demoServer("chat (tcp, memory hub)", StreamListener.layerTcp({ port: 9090 }), Handler.stream(room.handle, { name: "chat" }))
+  )).pipe(
+    Layer.provide(ChatHub.layerMemory),
+    Layer.tap(() => Console.log(`${"".padEnd(24)} join the chat: npx tsx examples/chat.ts --name alice --port 9090`))
   )
 )
 
