@@ -19,7 +19,7 @@
  *
  * @since 0.1.0
  */
-import { Array as Arr, Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Semaphore, Stream } from "effect"
+import { Array as Arr, Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Latch, Layer, Option, Schema, Semaphore, Stream } from "effect"
 import type { NetAddress } from "effect/net"
 import * as Connection from "./Connection.ts"
 import type * as Handler from "./Handler.ts"
@@ -159,10 +159,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     ? yield* Semaphore.make(Math.max(1, options.maxConnections))
     : undefined
   const stopping = yield* Deferred.make<void>()
+  // Open while no `serve`/`handleOne` runs: `shutdown` waits on it.
   let serving = 0
-  const idle = yield* Deferred.make<void>()
-  yield* Deferred.succeed(idle, undefined)
-  let idleSignal = idle
+  const idle = yield* Latch.make(true)
 
   const openOptions: Listener.OpenOptions = { idleTimeout: options.idleTimeout }
   const shutdownSignal: ShutdownSignal = {
@@ -297,9 +296,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   }
 
   const enter = Effect.sync(() => {
-    if (serving++ === 0) idleSignal = Deferred.makeUnsafe<void>()
+    if (serving++ === 0) idle.closeUnsafe()
   })
-  const leave = Effect.suspend(() => --serving === 0 ? Deferred.succeed(idleSignal, undefined) : Effect.succeed(false))
+  const leave = Effect.sync(() => {
+    if (--serving === 0) idle.openUnsafe()
+  })
 
   // Counts running `serve`/`handleOne` calls so that `shutdown` can wait for all of them.
   const tracked = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.acquireUseRelease(enter, () => self, () => leave)
@@ -379,7 +380,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const shutdown = Effect.gen(function*() {
     yield* Deferred.succeed(stopping, undefined)
     yield* listener.stop
-    yield* Deferred.await(idleSignal)
+    yield* idle.await
   })
 
   yield* Effect.addFinalizer(() =>
