@@ -137,6 +137,46 @@ describe("ForkStrategy", () => {
         assert.deepStrictEqual(new Uint8Array(echoed), allBytes)
       })))
 
+  it.live("echoes Unix datagrams from more than one child", () =>
+    withFork({ size: 2 }, (_fork, layer) =>
+      Effect.gen(function*() {
+        const path = Loopback.tempSocketPath("fork-dgram")
+        yield* Loopback.startServer(Transport.unixDatagram({ path }), layer, Handlers.whoamiDatagram)
+        // 8 at once: Linux queues at most net.unix.max_dgram_qlen (10) datagrams on a Unix socket.
+        const replies = yield* Effect.promise(() =>
+          Promise.all(Array.from({ length: 8 }, (_, i) => Loopback.unixDatagramRequest(path, new TextEncoder().encode(`u${i}`))))
+        )
+        const pids = new Set<number>()
+        replies.forEach((reply, i) => {
+          assert.match(reply.toString(), new RegExp(`^PID \\d+ TID 0 u${i}$`))
+          pids.add(pidOf(reply))
+        })
+        assert.isFalse(pids.has(process.pid))
+        assert.isAbove(pids.size, 1)
+        const echoPath = Loopback.tempSocketPath("fork-dgram-echo")
+        yield* Loopback.startServer(Transport.unixDatagram({ path: echoPath }), layer, EchoServer.datagramHandler)
+        const echoed = yield* Effect.promise(() => Loopback.unixDatagramRequest(echoPath, allBytes))
+        assert.deepStrictEqual(new Uint8Array(echoed), allBytes)
+      })))
+
+  it.live("per-connection mode: after 20 sequential connections every child is reaped (no zombie)", () =>
+    withFork({ mode: "perConnection", maxChildren: 4 }, (fork, layer) =>
+      Effect.gen(function*() {
+        const server = yield* Loopback.startServer(Transport.tcp(), layer, Handlers.whoamiEcho)
+        const target = Loopback.targetOf(server.address)
+        const pids: Array<number> = []
+        for (let i = 0; i < 20; i++) {
+          const reply = yield* Effect.promise(() => Loopback.exchange(target, `connection ${i}`))
+          assert.match(reply.toString(), new RegExp(`^PID \\d+ TID 0\\nconnection ${i}$`))
+          pids.push(pidOf(reply))
+        }
+        assert.strictEqual(new Set(pids).size, 20, "one child per connection")
+        // While the server still runs: every child has exited and been waited for. A zombie would
+        // still answer signal 0, so `isAlive` false means reaped.
+        yield* awaitChildren(fork, (live) => live.length === 0)
+        for (const pid of pids) assert.isFalse(isAlive(pid), `child ${pid} not reaped`)
+      })))
+
   it.live("per-connection mode: a fresh child per connection, at most maxChildren at once", () =>
     withFork({ mode: "perConnection", maxChildren: 2 }, (fork, layer) =>
       Effect.gen(function*() {

@@ -93,6 +93,28 @@ describe("WorkerStrategy", () => {
         assert.deepStrictEqual(new Uint8Array(echoed), allBytes)
       })))
 
+  it.live("Unix datagrams are served by more than one thread", () =>
+    withWorkers({ size: 2 }, (_pool, layer) =>
+      Effect.gen(function*() {
+        const path = Loopback.tempSocketPath("worker-dgram")
+        yield* Loopback.startServer(Transport.unixDatagram({ path }), layer, Handlers.whoamiDatagram)
+        const tids = new Set<number>()
+        // 8 at once: Linux queues at most net.unix.max_dgram_qlen (10) datagrams on a Unix socket.
+        const replies = yield* Effect.promise(() =>
+          Promise.all(Array.from({ length: 8 }, (_, i) => Loopback.unixDatagramRequest(path, new TextEncoder().encode(`u${i}`))))
+        )
+        replies.forEach((reply, i) => {
+          assert.match(reply.toString(), new RegExp(`^PID ${process.pid} TID \\d+ u${i}$`))
+          tids.add(tidOf(reply))
+        })
+        assert.isFalse(tids.has(0))
+        assert.isAbove(tids.size, 1)
+        const echoPath = Loopback.tempSocketPath("worker-dgram-echo")
+        yield* Loopback.startServer(Transport.unixDatagram({ path: echoPath }), layer, EchoServer.datagramHandler)
+        const echoed = yield* Effect.promise(() => Loopback.unixDatagramRequest(echoPath, allBytes))
+        assert.deepStrictEqual(new Uint8Array(echoed), allBytes)
+      })))
+
   it.live("a CPU-bound handler does not stall other connections", () =>
     withWorkers({ size: 2 }, (_pool, layer) =>
       Effect.gen(function*() {
