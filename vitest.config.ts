@@ -7,6 +7,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Socket tests bind loopback ports and spawn processes: keep files in separate forks.
     pool: "forks",
-    reporters: ["default"]
+    reporters: ["default", "./test/utils/SummaryReporter.ts"]
   }
 })
