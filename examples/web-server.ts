@@ -6,7 +6,7 @@
  *
  * Prints `listening on HOST:PORT` once ready; Ctrl-C or SIGTERM stops it gracefully (exit 0).
  */
-import { Console, Context, Effect, Layer } from "effect"
+import { Console, Context, Effect, Fiber, Layer } from "effect"
 import { NetAddress } from "effect/net"
 import * as Os from "node:os"
 import * as Main from "../src/core/Main.ts"
@@ -31,7 +31,10 @@ const program = Effect.gen(function*() {
   const context = yield* Layer.build(Server.layer().pipe(Layer.provide([listener, strategy])))
   const server = Context.get(context, Server.Server)
   yield* Console.log(`listening on ${NetAddress.formatSocketAddress(server.address)}`)
-  yield* server.serve(WebServer.webServer)
+  // On a signal, start the server's graceful shutdown before anything is interrupted: that is what tells idle
+  // keep-alive connections to close at once (interrupting `serve` alone drains without telling handlers).
+  const serving = yield* Effect.forkChild(server.serve(WebServer.webServer), { startImmediately: true })
+  yield* Fiber.join(serving).pipe(Effect.onInterrupt(() => server.shutdown))
 }).pipe(Effect.scoped)
 
 Main.runMain(program)

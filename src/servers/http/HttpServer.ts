@@ -34,6 +34,7 @@ import { HttpRequest, HttpRequestError } from "./HttpRequest.ts"
 import type { BodySource } from "./HttpRequest.ts"
 import type { HttpResponse } from "./HttpResponse.ts"
 import { continueBytes, encodeFixed, encodeStreamHead, errorResponse, Mode } from "./internal/wire.ts"
+import type { Mode as ModeType } from "./internal/wire.ts"
 import type { StreamFraming } from "./internal/wire.ts"
 
 /**
@@ -328,6 +329,17 @@ const drain = (conn: Conn): Effect.Effect<boolean, Connection.ConnectionError> =
     return Effect.flatMap(more, (filled) => filled ? loop() : Effect.succeed(false))
   })
 
+const modeOf = (persistent: boolean, version: HttpRequestHead["version"]): ModeType =>
+  !persistent ? Mode.Close : version === "HTTP/1.1" ? Mode.Persistent11 : Mode.Persistent10
+
+// without a length an HTTP/1.0 body ends with the connection
+const streamFraming = (contentLength: number | undefined, version: HttpRequestHead["version"]): StreamFraming =>
+  contentLength !== undefined
+    ? { _tag: "Length", length: contentLength }
+    : version === "HTTP/1.1"
+    ? { _tag: "Chunked" }
+    : { _tag: "Close" }
+
 const writeStream = (
   conn: Conn,
   response: HttpResponse,
@@ -337,15 +349,9 @@ const writeStream = (
   persistent: boolean
 ): Effect.Effect<boolean, Connection.ConnectionError> =>
   Effect.suspend(() => {
-    const framing: StreamFraming = contentLength !== undefined
-      ? { _tag: "Length", length: contentLength }
-      : version === "HTTP/1.1"
-      ? { _tag: "Chunked" }
-      : { _tag: "Close" }
-    // without a length an HTTP/1.0 body ends with the connection
+    const framing = streamFraming(contentLength, version)
     const keep = persistent && framing._tag !== "Close"
-    const mode = keep ? (version === "HTTP/1.1" ? Mode.Persistent11 : Mode.Persistent10) : Mode.Close
-    conn.out.push(encodeStreamHead(response, mode, framing))
+    conn.out.push(encodeStreamHead(response, modeOf(keep, version), framing))
     let sent = 0
     const chunked = framing._tag === "Chunked"
     const run = Stream.runForEachArray(body, (chunks) => {
@@ -398,7 +404,8 @@ const serveRequest = <E, R>(conn: Conn, head: HttpRequestHead, app: App<E, R>) =
     else {
       if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
       response = failureResponse(exit.cause)
-      yield* Effect.logWarning("HTTP handler failed", exit.cause).pipe(
+      // a bad body is the client's doing; anything else deserves attention
+      yield* (response.status < 500 ? Effect.logDebug : Effect.logWarning)("HTTP handler failed", exit.cause).pipe(
         Effect.annotateLogs({ peer: conn.connection.peer, method: head.method, target: head.target })
       )
     }
@@ -411,9 +418,13 @@ const serveRequest = <E, R>(conn: Conn, head: HttpRequestHead, app: App<E, R>) =
       if (!(yield* writeStream(conn, response, body.stream, body.contentLength, head.version, persistent))) {
         persistent = false
       }
+    } else if (body._tag === "Stream") {
+      // HEAD: the head a GET would get, framing included, and no body
+      const framing = streamFraming(body.contentLength, head.version)
+      if (framing._tag === "Close") persistent = false
+      conn.out.push(encodeStreamHead(response, modeOf(persistent, head.version), framing))
     } else {
-      const mode = !persistent ? Mode.Close : head.version === "HTTP/1.1" ? Mode.Persistent11 : Mode.Persistent10
-      conn.out.push(encodeFixed(response, mode, headOnly))
+      conn.out.push(encodeFixed(response, modeOf(persistent, head.version), headOnly))
     }
     if (persistent && conn.bodyOpen && !(yield* drain(conn))) persistent = false
     conn.bodyOpen = false
