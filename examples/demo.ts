@@ -5,6 +5,7 @@
  *   echo over UDP          127.0.0.1:7007
  *   echo over a Unix path  <tmpdir>/netkit-echo.sock
  *   chat (in-memory hub)   127.0.0.1:9090   join: npx tsx examples/chat.ts --name alice --port 9090
+ *   web (HTTP/1.1)         127.0.0.1:8080   try: curl http://127.0.0.1:8080/
  *
  * Each prints where it listens; Ctrl-C stops every server gracefully (in-flight work drains).
  */
@@ -22,6 +23,7 @@ import * as StreamListener from "../src/core/StreamListener.ts"
 import * as ChatHub from "../src/servers/chat/ChatHub.ts"
 import * as ChatServer from "../src/servers/chat/ChatServer.ts"
 import * as EchoServer from "../src/servers/echo/EchoServer.ts"
+import * as WebServer from "../src/servers/http/WebServer.ts"
 
 /** One server: a listener, the fiber strategy and a handler, announcing its address once bound. */
 const demoServer = <E>(
@@ -43,6 +45,7 @@ const Demo = Layer.mergeAll(
     StreamListener.layerUnix({ path: Path.join(Os.tmpdir(), "netkit-echo.sock") }),
     EchoServer.streamHandler
   ),
+  demoServer("web (http)", StreamListener.layerTcp({ port: 8080 }), WebServer.webServer),
   // The room lives in this process, so its handler is bound to it here; the server's shutdown tells clients goodbye.
   Layer.unwrap(Effect.map(ChatServer.make(), (room) =>
     demoServer("chat (tcp, memory hub)", StreamListener.layerTcp({ port: 9090 }), Handler.stream(room.handle, { name: "chat" }))
