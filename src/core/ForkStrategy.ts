@@ -15,7 +15,8 @@
  *
  * A child that crashes costs only its own jobs (they complete as failed). Children report each
  * job's outcome over IPC, and their log lines (and stderr) reach the server's log annotated with
- * their `pid`. Every child is reaped: `run` returns only after each child's `exit`.
+ * their `pid`. Every child is reaped: `run` returns only after each child's `exit`. When the server
+ * stops accepting (graceful shutdown), children are told, so `Server.Shutdown` fires for their handlers too.
  *
  * @since 0.1.0
  */
@@ -92,7 +93,13 @@ export const make = (options?: Options): ForkStrategy => {
       const reference = yield* Pool.referenceOf("fork", handler as Handler.Handler<unknown, unknown>)
       const events = yield* Queue.unbounded<Event>()
       const background = yield* FiberSet.make<void, never>()
-      const pool = Pool.make<Child>("fork", "fork child")
+      const pool = Pool.make<Child>({
+        strategy: "fork",
+        noun: "fork child",
+        announceShutdown: (child) => {
+          if (child.process.connected) child.process.send({ _tag: "Shutdown" } satisfies Ipc.ToChild, undefined, {}, () => {})
+        }
+      })
       let nextJob = 0
 
       const spawn = (): Child => {
@@ -254,6 +261,7 @@ export const make = (options?: Options): ForkStrategy => {
         Effect.gen(function*() {
           const id = ++nextJob
           child.jobs.set(id, job)
+          pool.beforeJob(child)
           const incoming = job.incoming
           const message: Ipc.ToChild = incoming._tag === "IncomingConnection"
             ? {
@@ -331,7 +339,9 @@ export const make = (options?: Options): ForkStrategy => {
           Effect.andThen(Semaphore.take(slots, 1), FiberSet.run(background, serveOne(track(job)))))
       }
 
-      // The jobs stream ended: drain, then stop every child gracefully.
+      // The jobs stream ended: the server stopped accepting. Tell the children (their handlers may
+      // finish early), drain, then stop every child gracefully.
+      pool.shutdownBegan()
       yield* pool.drained
       pool.stop()
       yield* Effect.forEach([...pool.members], stopGracefully, { concurrency: "unbounded", discard: true })

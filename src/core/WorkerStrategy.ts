@@ -13,7 +13,8 @@
  *
  * Each job goes to the least busy ready worker. A handler that fails or throws costs only its job;
  * a worker that dies (e.g. `process.exit` in the handler) costs only its own jobs and is replaced.
- * When `run` ends every worker is terminated and every port closed.
+ * When the server stops accepting (graceful shutdown) the workers are told, so `Server.Shutdown`
+ * fires for their handlers too. When `run` ends every worker is terminated and every port closed.
  *
  * @since 0.1.0
  */
@@ -89,7 +90,11 @@ export const make = (options?: Options): WorkerStrategy => {
       const events = yield* Queue.unbounded<Event>()
       const background = yield* FiberSet.make<void, never>()
       const running = yield* FiberSet.make<void, never>()
-      const pool = Pool.make<PoolWorker>("worker", "worker")
+      const pool = Pool.make<PoolWorker>({
+        strategy: "worker",
+        noun: "worker",
+        announceShutdown: (worker) => worker.thread.postMessage({ _tag: "Shutdown" } satisfies Ipc.ToWorker)
+      })
       let nextJob = 0
 
       const spawn = (): PoolWorker => {
@@ -270,6 +275,7 @@ export const make = (options?: Options): WorkerStrategy => {
         }).pipe(Effect.scoped)
 
       const serveJob = (worker: PoolWorker, job: Strategy.Job<unknown>) => {
+        pool.beforeJob(worker)
         const id = ++nextJob
         const done = Deferred.makeUnsafe<Strategy.Outcome>()
         worker.jobs.set(id, done)
@@ -291,7 +297,9 @@ export const make = (options?: Options): WorkerStrategy => {
 
       yield* Stream.runForEach(jobs, (job) =>
         Effect.flatMap(pool.pick, (worker) => FiberSet.run(running, serveJob(worker, job as unknown as Strategy.Job<unknown>))))
-      // The jobs stream ended: drain, then the finalizer terminates the workers.
+      // The jobs stream ended: the server stopped accepting. Tell the workers (their handlers may
+      // finish early), drain, then the finalizer terminates the workers.
+      pool.shutdownBegan()
       yield* FiberSet.awaitEmpty(running)
     }).pipe(Effect.scoped) as Effect.Effect<void, Strategy.StrategyError, R>
 

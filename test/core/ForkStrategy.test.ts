@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Fiber, Layer } from "effect"
 import { Buffer } from "node:buffer"
 import * as ForkStrategy from "../../src/core/ForkStrategy.ts"
 import * as Strategy from "../../src/core/Strategy.ts"
@@ -226,6 +226,20 @@ describe("ForkStrategy", () => {
         socket.write("ping")
         assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(socket, 4))).toString(), "ping")
         yield* Effect.promise(() => Loopback.closed(socket, 10_000))
+      })))
+
+  it.live("handlers in fork children see a graceful shutdown begin through Server.Shutdown", () =>
+    withFork({ size: 2 }, (_pool, layer) =>
+      Effect.gen(function*() {
+        const server = yield* Loopback.startServer(Transport.tcp(), layer, Handlers.shutdownAware)
+        const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+        const hello = yield* Effect.promise(() => Loopback.readExactly(socket, "ready false\n".length))
+        assert.strictEqual(hello.toString(), "ready false\n")
+        // The drain waits for this handler, which ends only once it has seen the shutdown begin.
+        const stopping = yield* Effect.forkChild(server.shutdown, { startImmediately: true })
+        const seen = yield* Effect.promise(() => Loopback.readExactly(socket, "shutdown seen\n".length))
+        assert.strictEqual(seen.toString(), "shutdown seen\n")
+        yield* Fiber.join(stopping)
       })))
 
   it.live("a handler without a reference is refused with a StrategyError", () =>

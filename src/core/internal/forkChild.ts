@@ -6,10 +6,11 @@
  * on SIGTERM (interrupting them), or when the parent goes away.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Effect, Exit, FiberSet, Layer, Logger, Queue, References, Schema, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, FiberSet, Layer, Logger, Queue, References, Schema, Stream } from "effect"
 import type * as Net from "node:net"
 import type * as Datagram from "../Datagram.ts"
 import * as Handler from "../Handler.ts"
+import * as Server from "../Server.ts"
 import * as IpcLog from "./ipcLog.ts"
 import * as Ipc from "./ipcMessages.ts"
 import * as NodeConnection from "./nodeConnection.ts"
@@ -81,6 +82,9 @@ const program = Effect.gen(function*() {
   }
   const handler = loaded.value
   const running = yield* FiberSet.make<void, never>()
+  // The parent says `Shutdown` when the server stops accepting; handlers here see it as in-process ones do.
+  const shutdown = yield* Deferred.make<void>()
+  const signal: Server.ShutdownSignal = { requested: Deferred.await(shutdown), isRequested: Deferred.isDone(shutdown) }
   const finish = (job: number) => (exit: Exit.Exit<unknown, unknown>) =>
     send({ _tag: "Done", job, outcome: Exit.isSuccess(exit) ? { _tag: "Completed" } : Ipc.outcomeOfCause(exit.cause) })
   yield* send({ _tag: "Ready" })
@@ -97,6 +101,7 @@ const program = Effect.gen(function*() {
             return send({ _tag: "Done", job: msg.job, outcome: { _tag: "Aborted", reason: "no stream handler or handle" } })
           }
           return FiberSet.run(running, serveConnection(handler, handle as Net.Socket, msg.meta).pipe(
+            Effect.provideService(Server.Shutdown, signal),
             Effect.exit,
             Effect.flatMap(finish(msg.job))
           ))
@@ -106,10 +111,13 @@ const program = Effect.gen(function*() {
             return send({ _tag: "Done", job: msg.job, outcome: { _tag: "Aborted", reason: "not a datagram handler" } })
           }
           return FiberSet.run(running, serveDatagram(handler, msg.job, msg.meta).pipe(
+            Effect.provideService(Server.Shutdown, signal),
             Effect.exit,
             Effect.flatMap(finish(msg.job))
           ))
         }
+        case "Shutdown":
+          return Deferred.succeed(shutdown, undefined)
         case "Stop":
           return Effect.void
       }

@@ -85,10 +85,15 @@ export type LogRecord = typeof LogRecord.Type
 // fork: parent <-> child over the IPC channel
 // ---------------------------------------------------------------------------------------------
 
-/** Parent -> child. `Connection` travels with the socket handle as the second argument of `send`. */
+/**
+ * Parent -> child. `Connection` travels with the socket handle as the second argument of `send`.
+ * `Shutdown`: the server stopped accepting (graceful shutdown began), for the handlers' `Server.Shutdown`;
+ * `Stop`: no job is left, exit.
+ */
 export const ToChild = Schema.Union([
   Schema.TaggedStruct("Connection", { job: Schema.Number, meta: ConnectionMeta }),
   Schema.TaggedStruct("Datagram", { job: Schema.Number, meta: DatagramMeta }),
+  Schema.TaggedStruct("Shutdown", {}),
   Schema.TaggedStruct("Stop", {})
 ])
 export type ToChild = typeof ToChild.Type
@@ -108,12 +113,15 @@ export type FromChild = typeof FromChild.Type
 // ---------------------------------------------------------------------------------------------
 
 /** Main -> worker on `parentPort`: a job, with its port in the transfer list. */
-export const ToWorker = Schema.TaggedStruct("Job", {
+export const WorkerJob = Schema.TaggedStruct("Job", {
   job: Schema.Number,
   port: Schema.Unknown,
   connection: Schema.optionalKey(ConnectionMeta),
   datagram: Schema.optionalKey(DatagramMeta)
 })
+
+/** Main -> worker on `parentPort`: a job, or `Shutdown` (graceful shutdown began, as for fork children). */
+export const ToWorker = Schema.Union([WorkerJob, Schema.TaggedStruct("Shutdown", {})])
 export type ToWorker = typeof ToWorker.Type
 
 /** Worker -> main on `parentPort`. */

@@ -4,6 +4,9 @@
  * the outcome of jobs lost with a member. Starting, stopping and talking to a member stay with the
  * strategy; this module never touches a process or a thread.
  *
+ * It also carries the news of a graceful shutdown to members: `Server.Shutdown` lives in the server's
+ * process, so a member's handlers learn of it only when told.
+ *
  * Nothing here polls: every change that a waiter may be waiting for (a member got ready or left, a
  * job finished) calls `changed`, which wakes the waiters to look again.
  */
@@ -80,16 +83,40 @@ export interface Pool<M extends Member> {
   readonly finished: () => void
   /** Waits until no job is in flight. */
   readonly drained: Effect.Effect<void>
+  /** The server stopped accepting (graceful shutdown): tells every ready member, once. */
+  readonly shutdownBegan: () => void
+  /** Before giving `member` a job: tells it of a shutdown that began before it was ready. */
+  readonly beforeJob: (member: M) => void
 }
 
 /**
- * Builds the bookkeeping of one `run`. `noun` names a member in messages (`"fork child"`, `"worker"`).
+ * How the pool reaches members.
  */
-export const make = <M extends Member>(strategy: Strategy.Name, noun: string): Pool<M> => {
+export interface Options<M> {
+  readonly strategy: Strategy.Name
+  /** Names a member in messages: `"fork child"`, `"worker"`. */
+  readonly noun: string
+  /** Sends the member the news that graceful shutdown began (a message; must not throw). */
+  readonly announceShutdown: (member: M) => void
+}
+
+/**
+ * Builds the bookkeeping of one `run`.
+ */
+export const make = <M extends Member>(options: Options<M>): Pool<M> => {
+  const { noun, strategy } = options
   const members = new Set<M>()
   const signal = makeSignal()
+  const told = new WeakSet<M>()
   let stopping = false
+  let shutdown = false
   let inflight = 0
+
+  const tell = (member: M) => {
+    if (!shutdown || told.has(member) || !member.isReady) return
+    told.add(member)
+    options.announceShutdown(member)
+  }
 
   const leastBusy = (): M | Strategy.StrategyError | undefined => {
     let best: M | undefined
@@ -137,7 +164,12 @@ export const make = <M extends Member>(strategy: Strategy.Name, noun: string): P
       inflight--
       if (inflight === 0) signal.changed()
     },
-    drained: signal.when(() => inflight === 0 ? true : undefined).pipe(Effect.asVoid)
+    drained: signal.when(() => inflight === 0 ? true : undefined).pipe(Effect.asVoid),
+    shutdownBegan: () => {
+      shutdown = true
+      for (const member of members) tell(member)
+    },
+    beforeJob: tell
   }
 }
 

@@ -15,6 +15,7 @@ import { type MessagePort, parentPort, threadId, workerData } from "node:worker_
 import * as Connection from "../Connection.ts"
 import * as Datagram from "../Datagram.ts"
 import * as Handler from "../Handler.ts"
+import * as Server from "../Server.ts"
 import * as IpcLog from "./ipcLog.ts"
 import * as Ipc from "./ipcMessages.ts"
 
@@ -137,10 +138,14 @@ const program = Effect.gen(function*() {
   }
   const handler = loaded.value
   const running = yield* FiberSet.make<void, never>()
+  // The main thread says `Shutdown` when the server stops accepting; handlers here see it as in-process ones do.
+  const shutdown = yield* Deferred.make<void>()
+  const signal: Server.ShutdownSignal = { requested: Deferred.await(shutdown), isRequested: Deferred.isDone(shutdown) }
   post({ _tag: "Ready" })
   yield* Stream.fromQueue(inbox).pipe(Stream.runForEach((raw) => {
     const decoded = decodeToWorker(raw)
     if (decoded._tag === "Failure") return Effect.logWarning("unexpected message from main thread", decoded.failure.message)
+    if (decoded.success._tag === "Shutdown") return Deferred.succeed(shutdown, undefined)
     const job = decoded.success
     const port = job.port as MessagePort
     const work: Effect.Effect<unknown, unknown> = job.connection !== undefined && handler._tag === "StreamHandler"
@@ -148,7 +153,7 @@ const program = Effect.gen(function*() {
       : job.datagram !== undefined && handler._tag === "DatagramHandler"
       ? Effect.flatMap(makeDatagram(port, job.datagram), handler.handle) as Effect.Effect<unknown, unknown>
       : Effect.die(new Error("job does not match the handler kind"))
-    return FiberSet.run(running, Effect.exit(work).pipe(
+    return FiberSet.run(running, Effect.exit(Effect.provideService(work, Server.Shutdown, signal)).pipe(
       Effect.flatMap((exit) =>
         Effect.sync(() => {
           const outcome: Ipc.WireOutcome = Exit.isSuccess(exit) ? { _tag: "Completed" } : Ipc.outcomeOfCause(exit.cause)
