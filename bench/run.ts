@@ -20,9 +20,10 @@ import { describeEnv, formatHeader, repoRoot } from "./lib/system.ts"
 import { chatSuite } from "./suites/chat.ts"
 import { echoSuite } from "./suites/echo.ts"
 import { strategiesSuite } from "./suites/strategies.ts"
+import { httpSuite } from "./suites/http.ts"
 
 /** Registry: each suite lives in its own file under bench/suites/. */
-const suites: ReadonlyArray<Suite> = [echoSuite, strategiesSuite, chatSuite]
+const suites: ReadonlyArray<Suite> = [echoSuite, strategiesSuite, chatSuite, httpSuite]
 
 const usage = `usage: npm run bench -- [suite ...] [--quick] [--rounds N] [--list]
 suites: ${suites.map((suite) => suite.name).join(", ")}`

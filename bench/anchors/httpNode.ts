@@ -1,0 +1,22 @@
+/**
+ * Anchor: Node's own `node:http` server answering every request with `200`, `Content-Type: text/plain` and
+ * `Hello from Epoll Server`, the same response as `examples/web-server.ts`.
+ */
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+import { announce, exitWith, hostPort } from "./common.ts"
+
+const { host, port } = hostPort()
+const body = Buffer.from("Hello from Epoll Server")
+
+const server = http.createServer((_request, response) => {
+  response.writeHead(200, { "Content-Type": "text/plain", "Content-Length": body.length })
+  response.end(body)
+})
+
+server.listen(port, host, () => {
+  const address = server.address() as AddressInfo
+  announce(address.address, address.port)
+})
+
+exitWith(() => server.close())
