@@ -3,12 +3,17 @@
  * (`login` -> `welcome` + `joined`, `say` relayed as `message` to every other client, `left` on close): a
  * hand-written u32 frame splitter, `JSON.parse`, and one frame encoded per message and written to every other
  * socket. No validation, limits or slow-consumer handling; the project's chat server is compared against it.
+ *
+ * `--cork` batches like the project's server does: the frames one read produces for a socket are corked and
+ * flushed together (one writev) when the read is done, instead of one send per frame.
  */
 import * as net from "node:net"
 import type { AddressInfo } from "node:net"
 import { announce, exitWith, hostPort } from "./common.ts"
 
 const { host, port } = hostPort()
+const cork = process.argv.includes("--cork")
+const corked = new Set<net.Socket>()
 
 interface Member {
   readonly socket: net.Socket
@@ -26,7 +31,19 @@ const encode = (message: unknown): Buffer => {
 }
 
 const broadcast = (frame: Buffer, except: Member | undefined): void => {
-  for (const member of members) if (member !== except) member.socket.write(frame)
+  for (const member of members) {
+    if (member === except) continue
+    if (cork && !corked.has(member.socket)) {
+      member.socket.cork()
+      corked.add(member.socket)
+    }
+    member.socket.write(frame)
+  }
+}
+
+const uncorkAll = (): void => {
+  for (const socket of corked) socket.uncork()
+  corked.clear()
 }
 
 // noDelay: small frames must not wait on Nagle/delayed ACK.
@@ -51,12 +68,16 @@ const server = net.createServer({ noDelay: true }, (socket) => {
     let offset = 0
     while (buffer.length - offset >= 4) {
       const length = buffer.readUInt32BE(offset)
-      if (length === 0 || length > 65536) return socket.destroy()
+      if (length === 0 || length > 65536) {
+        uncorkAll()
+        return socket.destroy()
+      }
       if (buffer.length - offset - 4 < length) break
       onMessage(JSON.parse(buffer.toString("utf8", offset + 4, offset + 4 + length)))
       offset += 4 + length
     }
     rest = offset === buffer.length ? undefined : buffer.subarray(offset)
+    if (cork) uncorkAll()
   })
   // A client vanishing (reset at the end of a run) is normal, not a crash.
   socket.on("error", () => socket.destroy())

@@ -1,6 +1,8 @@
 /**
  * Chat suite: fan-out of the project's chat server (`examples/chat.ts --name server`, in-memory hub, fiber
- * strategy) against a minimal raw `node:net` chat server (`bench/anchors/rawChat.ts`) in the same run. Scenarios:
+ * strategy) against a minimal raw `node:net` chat server (`bench/anchors/rawChat.ts`) in the same run, both as
+ * specified (one send per frame) and with `--cork` (a read's frames flushed per socket in one writev, which is
+ * what the project's writer does with everything queued for a client, so that ratio isolates batching). Scenarios:
  * 16 clients each sending and receiving, one sender to 100 receivers, one sender to 1000 receivers. Measured:
  * delivered `message` frames per second (summed over all receivers) and p99 delivery latency.
  *
@@ -46,6 +48,13 @@ const anchor: TargetSpec = {
   argv: [nodeBin, "bench/anchors/rawChat.ts", "--host", HOST, "--port", "0"]
 }
 
+const anchorCorked: TargetSpec = {
+  id: "node-net-chat-corked",
+  label: "node:net raw chat, corked (anchor 2)",
+  role: "anchor",
+  argv: [nodeBin, "bench/anchors/rawChat.ts", "--cork", "--host", HOST, "--port", "0"]
+}
+
 /** Run in one process through the tsx loader (the tsx CLI would put the server in a grandchild). */
 const ours: TargetSpec = {
   id: "netkit-chat-memory",
@@ -54,6 +63,8 @@ const ours: TargetSpec = {
   argv: [nodeBin, "--import", "tsx", "examples/chat.ts", "--name", "server", "--host", HOST, "--port", "0"],
   requiredFile: "examples/chat.ts"
 }
+
+const targets: ReadonlyArray<TargetSpec> = [anchor, anchorCorked, ours]
 
 interface Scenario {
   readonly id: string
@@ -169,24 +180,27 @@ const runOnce = async (ctx: SuiteContext, scenario: Scenario, outcome: TargetOut
   }
 }
 
-const table = (anchorOutcome: TargetOutcome, mine: TargetOutcome): string => {
-  const anchorBest = best(anchorOutcome)
+const table = (outcomes: ReadonlyArray<TargetOutcome>): string => {
+  const anchorBest = best(outcomes[0]!)
+  const corkedBest = best(outcomes[1]!)
   const headers = [
     "target",
     "delivered msgs/s",
     "vs anchor",
+    "vs anchor 2",
     "p50 µs",
     "p99 µs",
     "p99 vs anchor",
+    "p99 vs anchor 2",
     "server CPU",
     "CPU ms/1k msgs",
     "load-gen / other CPU",
     "all runs (msgs/s)"
   ]
-  const align: Array<Align> = ["left", "right", "right", "right", "right", "right", "right", "right", "right", "left"]
+  const align: Array<Align> = ["left", ...Array.from({ length: 10 }, (): Align => "right"), "left"]
   const rows: Array<Array<string>> = []
   const missing: Array<string> = []
-  for (const outcome of [anchorOutcome, mine]) {
+  for (const outcome of outcomes) {
     const top = best(outcome)
     if (top === undefined) {
       const firstFailure = outcome.runs.find((run): run is FailedRun => !run.ok)
@@ -194,14 +208,15 @@ const table = (anchorOutcome: TargetOutcome, mine: TargetOutcome): string => {
       continue
     }
     const r = top.result
-    const isAnchor = outcome.spec.role === "anchor"
     rows.push([
       outcome.spec.label,
       num(top.rate),
-      isAnchor ? "1.00x" : ratio(top.rate, anchorBest?.rate),
+      ratio(top.rate, anchorBest?.rate),
+      ratio(top.rate, corkedBest?.rate),
       num(r.p50Us),
       num(r.p99Us),
-      isAnchor ? "1.00x" : ratio(r.p99Us, anchorBest?.result.p99Us),
+      ratio(r.p99Us, anchorBest?.result.p99Us),
+      ratio(r.p99Us, corkedBest?.result.p99Us),
       pct(top.serverCpuPct),
       r.serverCpuMs === null || r.delivered === 0 ? "-" : (r.serverCpuMs / (r.delivered / 1000)).toFixed(3),
       `${pct(r.loadCpuPct)} / ${pct(r.otherCpuPct)}`,
@@ -248,10 +263,11 @@ const notes = (outcomes: ReadonlyArray<TargetOutcome>): Array<string> => {
 
 const runScenario = async (ctx: SuiteContext, scenario: Scenario, timing: Timing, unavailable: Map<string, string>) => {
   ctx.print(`\n== ${scenario.title}`)
-  const outcomes: [TargetOutcome, TargetOutcome] = [
-    { spec: anchor, runs: [], unavailable: unavailable.get(anchor.id) ?? null },
-    { spec: ours, runs: [], unavailable: unavailable.get(ours.id) ?? null }
-  ]
+  const outcomes: Array<TargetOutcome> = targets.map((spec) => ({
+    spec,
+    runs: [],
+    unavailable: unavailable.get(spec.id) ?? null
+  }))
   for (const outcome of outcomes) {
     if (outcome.unavailable !== null) ctx.print(`  ${outcome.spec.label}: n/a: ${outcome.unavailable} (skipped)`)
   }
@@ -262,17 +278,19 @@ const runScenario = async (ctx: SuiteContext, scenario: Scenario, timing: Timing
   }
   for (const outcome of outcomes) if (outcome.unavailable !== null) unavailable.set(outcome.spec.id, outcome.unavailable)
   ctx.print("")
-  ctx.print(table(...outcomes))
+  ctx.print(table(outcomes))
   for (const line of notes(outcomes)) ctx.print(line)
-  const [anchorBest, oursBest] = outcomes.map(best)
+  const [anchorBest, corkedBest, oursBest] = outcomes.map(best)
+  const ratios = (reference: OkRun | undefined) => ({
+    rate: oursBest && reference ? oursBest.rate / reference.rate : null,
+    p99: oursBest && reference && reference.result.p99Us > 0 ? oursBest.result.p99Us / reference.result.p99Us : null
+  })
   return {
     id: scenario.id,
     title: scenario.title,
     params: { senders: scenario.senders, receivers: scenario.receivers, window: scenario.window, textBytes: TEXT_BYTES },
-    ratio: {
-      rate: oursBest && anchorBest ? oursBest.rate / anchorBest.rate : null,
-      p99: oursBest && anchorBest && anchorBest.result.p99Us > 0 ? oursBest.result.p99Us / anchorBest.result.p99Us : null
-    },
+    ratio: ratios(anchorBest),
+    ratioVsCorked: ratios(corkedBest),
     targets: outcomes.map((outcome) => ({
       id: outcome.spec.id,
       label: outcome.spec.label,
@@ -294,7 +312,8 @@ export const chatSuite: Suite = {
     const timing: Timing = { ...base, rounds: ctx.rounds ?? base.rounds }
     ctx.print(
       `\n# chat: warm-up ${timing.warmupMs} ms, window ${timing.windowMs} ms, ${timing.rounds} round(s), targets alternate ` +
-        "anchor/ours; best of the rounds by delivered msgs/s, p50/p99 from that same run.\n" +
+        "round by round; best of the rounds by delivered msgs/s, p50/p99 from that same run.\n" +
+        "  anchor = one send per frame (as a minimal server writes); anchor 2 = the same, corked per read (batched).\n" +
         "  delivered = `message` frames received by all clients together; latency = receive time minus the send time\n" +
         `  in the text (same process). ${TEXT_BYTES}-character texts. Before each measurement waits up to ` +
         `${timing.quietWaitMs / 1000} s for machine CPU < ${QUIET_PCT}% of a core.`
