@@ -110,8 +110,6 @@ export class HttpRequest {
   readonly target: string
   /** `HTTP/1.0` or `HTTP/1.1`. */
   readonly version: "HTTP/1.0" | "HTTP/1.1"
-  /** The header fields, case-insensitive. */
-  readonly headers: Headers
   /** The peer, as `Connection.peer` shows it. */
   readonly peer: string
   /** The parsed head, for what the fields above leave out (framing, keep-alive, Expect). */
@@ -119,15 +117,20 @@ export class HttpRequest {
   readonly source: BodySource
   #path: string | undefined
   #query: URLSearchParams | undefined
+  #headers: Headers | undefined
 
   constructor(head: HttpRequestHead, peer: string, source: BodySource | undefined) {
     this.method = head.method
     this.target = head.target
     this.version = head.version
-    this.headers = new Headers(head.headers)
     this.peer = peer
     this.head = head
     this.source = source ?? noBody
+  }
+
+  /** The header fields, case-insensitive (made on first use). */
+  get headers(): Headers {
+    return this.#headers ??= new Headers(this.head.headers)
   }
 
   /** The path of the target, without the query (`/a/b` for `/a/b?x=1`). */

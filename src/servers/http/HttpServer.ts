@@ -217,16 +217,16 @@ class Conn implements BodySource {
       this.out = []
       return connection.writeAll(out)
     })
-    const read = Effect.map(connection.read, (batch) => this.pushAll(batch))
+    // built once: a read is the hot path of every keep-alive request
+    const readOrEnd = Effect.catchIf(
+      Effect.map(connection.read, (batch) => this.pushAll(batch)),
+      Cause.isDone,
+      () => Effect.sync(() => this.endOfInput())
+    ) as Effect.Effect<boolean, Connection.ConnectionError>
     this.fill = Effect.suspend(() => {
       this.reading = true
-      return Effect.ensuring(
-        Effect.catchIf(read, Cause.isDone, () => Effect.sync(() => this.endOfInput())),
-        Effect.sync(() => {
-          this.reading = false
-        })
-      )
-    }) as Effect.Effect<boolean, Connection.ConnectionError>
+      return readOrEnd
+    })
     this.pull = Effect.suspend(() => this.nextBody())
   }
 
@@ -240,6 +240,7 @@ class Conn implements BodySource {
   }
 
   pushAll(batch: Batch): boolean {
+    this.reading = false
     if (this.phase === Phase.Idle) {
       // the first bytes of a request head: from now on the headers timeout runs
       this.phase = Phase.Head
@@ -256,6 +257,7 @@ class Conn implements BodySource {
   }
 
   endOfInput(): boolean {
+    this.reading = false
     this.eof = true
     this.events = this.parser.end()
     this.index = 0
@@ -384,54 +386,84 @@ const writeStream = (
     })
   })
 
-const serveRequest = <E, R>(conn: Conn, head: HttpRequestHead, app: App<E, R>) =>
-  Effect.gen(function*() {
-    const config = conn.config
-    conn.phase = Phase.Busy
-    conn.arm(config.requestTimeout, StopReason.Request)
-    conn.responseStarted = false
-    const withBody = hasBody(head)
-    conn.bodyOpen = withBody
-    conn.bodyError = undefined
-    conn.expectContinue = head.expectContinue
-    conn.continueSent = false
-    // a request without a body is followed by its End event at once
-    if (!withBody) conn.take()
-    const request = new HttpRequest(head, conn.connection.peer, withBody ? conn : undefined)
-    const exit = yield* Effect.exit(Effect.suspend(() => app(request)))
-    let response: HttpResponse
-    if (Exit.isSuccess(exit)) response = exit.value
-    else {
-      if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
-      response = failureResponse(exit.cause)
+const finishRequest = (conn: Conn, persistent: boolean): void => {
+  conn.bodyOpen = false
+  if (!persistent) conn.closing = true
+  conn.phase = Phase.Idle
+  conn.arm(conn.config.keepAliveTimeout, StopReason.Idle)
+}
+
+const respond = (
+  conn: Conn,
+  head: HttpRequestHead,
+  response: HttpResponse
+): Effect.Effect<void, Connection.ConnectionError> => {
+  const headOnly = head.method === "HEAD"
+  let persistent = head.keepAlive && !response.close && !conn.shuttingDown && !conn.closing
+  // the client still waits for 100 Continue and may never send the body: it cannot be drained
+  if (conn.bodyOpen && conn.expectContinue && !conn.continueSent) persistent = false
+  const body = response.body
+  if (body._tag !== "Stream") {
+    conn.out.push(encodeFixed(response, modeOf(persistent, head.version), headOnly))
+    // the fast path: a fixed response and nothing left of the request
+    if (!conn.bodyOpen || !persistent) {
+      finishRequest(conn, persistent)
+      return Effect.void
+    }
+    return Effect.map(drain(conn), (drained) => finishRequest(conn, drained))
+  }
+  if (headOnly) {
+    // HEAD: the head a GET would get, framing included, and no body
+    const framing = streamFraming(body.contentLength, head.version)
+    if (framing._tag === "Close") persistent = false
+    conn.out.push(encodeStreamHead(response, modeOf(persistent, head.version), framing))
+    finishRequest(conn, persistent && !conn.bodyOpen)
+    return Effect.void
+  }
+  return Effect.gen(function*() {
+    let keep = yield* writeStream(conn, response, body.stream, body.contentLength, head.version, persistent)
+    if (keep && conn.bodyOpen) keep = yield* drain(conn)
+    finishRequest(conn, keep)
+  })
+}
+
+const serveRequest = <E, R>(
+  conn: Conn,
+  head: HttpRequestHead,
+  app: App<E, R>
+): Effect.Effect<void, Connection.ConnectionError, R> => {
+  conn.phase = Phase.Busy
+  conn.arm(conn.config.requestTimeout, StopReason.Request)
+  conn.responseStarted = false
+  const withBody = hasBody(head)
+  conn.bodyOpen = withBody
+  conn.bodyError = undefined
+  conn.expectContinue = head.expectContinue
+  conn.continueSent = false
+  // a request without a body is followed by its End event at once
+  if (!withBody) conn.take()
+  const request = new HttpRequest(head, conn.connection.peer, withBody ? conn : undefined)
+  let handled: Effect.Effect<HttpResponse, E, R>
+  try {
+    handled = app(request)
+  } catch (defect) {
+    handled = Effect.die(defect)
+  }
+  return Effect.matchCauseEffect(handled, {
+    onSuccess: (response) => respond(conn, head, response),
+    onFailure: (cause) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
+      const response = failureResponse(cause)
       // a bad body is the client's doing; anything else deserves attention
-      yield* (response.status < 500 ? Effect.logDebug : Effect.logWarning)("HTTP handler failed", exit.cause).pipe(
-        Effect.annotateLogs({ peer: conn.connection.peer, method: head.method, target: head.target })
+      return Effect.andThen(
+        (response.status < 500 ? Effect.logDebug : Effect.logWarning)("HTTP handler failed", cause).pipe(
+          Effect.annotateLogs({ peer: conn.connection.peer, method: head.method, target: head.target })
+        ),
+        respond(conn, head, response)
       )
     }
-    const headOnly = head.method === "HEAD"
-    let persistent = head.keepAlive && !response.close && !conn.shuttingDown && !conn.closing
-    // the client still waits for 100 Continue and may never send the body: it cannot be drained
-    if (conn.bodyOpen && conn.expectContinue && !conn.continueSent) persistent = false
-    const body = response.body
-    if (body._tag === "Stream" && !headOnly) {
-      if (!(yield* writeStream(conn, response, body.stream, body.contentLength, head.version, persistent))) {
-        persistent = false
-      }
-    } else if (body._tag === "Stream") {
-      // HEAD: the head a GET would get, framing included, and no body
-      const framing = streamFraming(body.contentLength, head.version)
-      if (framing._tag === "Close") persistent = false
-      conn.out.push(encodeStreamHead(response, modeOf(persistent, head.version), framing))
-    } else {
-      conn.out.push(encodeFixed(response, modeOf(persistent, head.version), headOnly))
-    }
-    if (persistent && conn.bodyOpen && !(yield* drain(conn))) persistent = false
-    conn.bodyOpen = false
-    if (!persistent) conn.closing = true
-    conn.phase = Phase.Idle
-    conn.arm(config.keepAliveTimeout, StopReason.Idle)
   })
+}
 
 const serveConnection = <E, R>(
   connection: Connection.Connection,
