@@ -80,7 +80,7 @@ export const defaultDrainTimeout: Duration.Input = "10 seconds"
 /**
  * Lets a handler notice that a graceful shutdown has begun, so that it can finish early: close an
  * idle keep-alive connection, tell a chat client goodbye. Read it with `yield* Server.Shutdown`.
- * Outside a server (and, for now, in fork children and worker threads) it never fires.
+ * Fork children and worker threads get it too. Outside a server it never fires.
  * @category models
  */
 export interface ShutdownSignal {

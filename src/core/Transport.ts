@@ -57,6 +57,10 @@ export interface Udp {
 
 /**
  * Unix-domain datagram listener options.
+ *
+ * Linux queues few datagrams per Unix-datagram socket (`net.unix.max_dgram_qlen`, 10 by default):
+ * senders that burst more than that get `EAGAIN` or block, whatever the server's speed. Raise the
+ * sysctl for bursty traffic.
  * @category models
  */
 export interface UnixDatagram {
