@@ -164,10 +164,6 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const idle = yield* Latch.make(true)
 
   const openOptions: Listener.OpenOptions = { idleTimeout: options.idleTimeout }
-  const shutdownSignal: ShutdownSignal = {
-    requested: Deferred.await(stopping),
-    isRequested: Deferred.isDone(stopping)
-  }
 
   const reportFailure = (peer: Peer, handler: string, cause: Cause.Cause<unknown>) =>
     Effect.gen(function*() {
@@ -310,9 +306,19 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
 
   const runJobs = <E, R>(jobs: Stream.Stream<Strategy.Job<R>>, handler: Handler.Handler<E, R>, unfinished: Set<() => Effect.Effect<void>>) =>
     Effect.gen(function*() {
+      // This serve stops on the server's shutdown or on its own interruption (Ctrl-C reaches
+      // `serve` as an interruption); handlers see either through `Shutdown`.
       const stopThis = yield* Deferred.make<void>()
+      const stopRequested = Effect.raceFirst(Deferred.await(stopping), Deferred.await(stopThis))
+      const shutdownSignal: ShutdownSignal = {
+        requested: stopRequested,
+        isRequested: Effect.map(
+          Effect.all([Deferred.isDone(stopping), Deferred.isDone(stopThis)]),
+          ([server, self]) => server || self
+        )
+      }
       const run = yield* strategy.run(
-        jobs.pipe(Stream.interruptWhen(Effect.raceFirst(Deferred.await(stopping), Deferred.await(stopThis)))),
+        jobs.pipe(Stream.interruptWhen(stopRequested)),
         handler
       ).pipe(
         // Fibers that strategies fork for handlers inherit this, so handlers can read `Shutdown`.

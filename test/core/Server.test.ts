@@ -204,6 +204,27 @@ describe("Server", () => {
         socket.destroy()
       }))
 
+    it.live("interrupting serve (Ctrl-C) fires the shutdown signal too", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const polite = Handler.stream((connection) =>
+          Effect.gen(function*() {
+            yield* Deferred.succeed(started, undefined)
+            yield* (yield* Server.Shutdown).requested
+            yield* connection.write("bye")
+            yield* connection.end
+          })
+        )
+        const server = yield* buildServer(Transport.tcp(), Strategy.layerFiber(), { drainTimeout: "30 seconds" })
+        const serving = yield* Effect.forkChild(server.serve(polite), { startImmediately: true })
+        const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+        yield* Deferred.await(started)
+        const farewell = Effect.runPromise(Effect.promise(() => Loopback.readExactly(socket, 3)))
+        yield* Fiber.interrupt(serving)
+        assert.strictEqual((yield* Effect.promise(() => farewell)).toString(), "bye")
+        socket.destroy()
+      }))
+
     it.live("immediate shutdown interrupts in-flight handlers at once", () =>
       Effect.gen(function*() {
         const started = yield* Deferred.make<void>()
