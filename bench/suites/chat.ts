@@ -14,7 +14,7 @@ import { runLoad } from "../lib/load.ts"
 import { waitForQuiet } from "../lib/quiet.ts"
 import type { Quiet } from "../lib/quiet.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
-import { nodeBin } from "../lib/system.ts"
+import { nodeBin, ourProgram } from "../lib/system.ts"
 import { formatTable, num, ratio } from "../lib/table.ts"
 import type { Align } from "../lib/table.ts"
 import { startTarget } from "../lib/target.ts"
@@ -55,12 +55,12 @@ const anchorCorked: TargetSpec = {
   argv: [nodeBin, "bench/anchors/rawChat.ts", "--cork", "--host", HOST, "--port", "0"]
 }
 
-/** Run in one process through the tsx loader (the tsx CLI would put the server in a grandchild). */
+/** The project's chat server (see `ourProgram` for how it is started). */
 const ours: TargetSpec = {
   id: "netkit-chat-memory",
   label: "effect-netkit chat (memory hub)",
   role: "ours",
-  argv: [nodeBin, "--import", "tsx", "examples/chat.ts", "--name", "server", "--host", HOST, "--port", "0"],
+  argv: ourProgram("examples/chat.ts", "--name", "server", "--host", HOST, "--port", "0"),
   requiredFile: "examples/chat.ts"
 }
 

@@ -14,7 +14,7 @@ import type { Quiet } from "../lib/quiet.ts"
 import { formatTable, num, ratio } from "../lib/table.ts"
 import type { Align } from "../lib/table.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
-import { nodeBin } from "../lib/system.ts"
+import { nodeBin, ourProgram } from "../lib/system.ts"
 import { startTarget } from "../lib/target.ts"
 import type { ExitInfo, TargetSpec } from "../lib/target.ts"
 import type { EchoLoadMode, EchoLoadResult } from "../load/echoLoadResult.ts"
@@ -54,27 +54,12 @@ const anchorUdp: TargetSpec = {
   argv: [nodeBin, "bench/anchors/rawDgramEcho.ts", "--host", HOST, "--port", "0"]
 }
 
-/**
- * The project's server, run by Node 24 directly (native type stripping), as the anchors are and as
- * a deployment would run it. Not through tsx: its transform wraps every closure creation in a
- * naming helper, which made the UDP echo measure 2.5x slower than the same code run natively.
- */
+/** The project's echo server (see `ourProgram` for how it is started). */
 const ours = (transport: "tcp" | "udp"): TargetSpec => ({
   id: `netkit-${transport}-fiber`,
   label: "effect-netkit echo (fiber)",
   role: "ours",
-  argv: [
-    nodeBin,
-    "examples/echo-server.ts",
-    "--transport",
-    transport,
-    "--strategy",
-    "fiber",
-    "--host",
-    HOST,
-    "--port",
-    "0"
-  ],
+  argv: ourProgram("examples/echo-server.ts", "--transport", transport, "--strategy", "fiber", "--host", HOST, "--port", "0"),
   requiredFile: "examples/echo-server.ts"
 })
 

@@ -17,7 +17,7 @@ import { readCpuMs, readMachineBusyMs } from "../lib/procStat.ts"
 import { waitForQuiet } from "../lib/quiet.ts"
 import type { Quiet } from "../lib/quiet.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
-import { childEnv, nodeBin, pinned, repoRoot } from "../lib/system.ts"
+import { childEnv, nodeBin, ourProgram, pinned, repoRoot } from "../lib/system.ts"
 import { formatTable, num, ratio } from "../lib/table.ts"
 import type { Align } from "../lib/table.ts"
 import { startTarget } from "../lib/target.ts"
@@ -50,10 +50,7 @@ const ours = (strategy: "fiber" | "worker", workers: number): TargetSpec => ({
   id: `netkit-http-${strategy}`,
   label: strategy === "fiber" ? "effect-netkit web-server (fiber)" : `effect-netkit web-server (worker x${workers})`,
   role: "ours",
-  argv: [
-    nodeBin,
-    "--import",
-    "tsx",
+  argv: ourProgram(
     "examples/web-server.ts",
     "--strategy",
     strategy,
@@ -63,7 +60,7 @@ const ours = (strategy: "fiber" | "worker", workers: number): TargetSpec => ({
     HOST,
     "--port",
     "0"
-  ],
+  ),
   requiredFile: "examples/web-server.ts"
 })
 

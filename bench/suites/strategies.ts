@@ -18,7 +18,7 @@ import { runLoad } from "../lib/load.ts"
 import { waitForQuiet } from "../lib/quiet.ts"
 import type { Quiet } from "../lib/quiet.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
-import { nodeBin } from "../lib/system.ts"
+import { nodeBin, ourProgram } from "../lib/system.ts"
 import type { Pinning } from "../lib/system.ts"
 import { formatTable, num } from "../lib/table.ts"
 import type { Align } from "../lib/table.ts"
@@ -61,8 +61,7 @@ const server = (strategy: StrategyName, rounds: number): TargetSpec => ({
   id: `netkit-cpu-${strategy}-r${rounds}`,
   label: labels[strategy],
   role: strategy === "fiber" ? "anchor" : "ours",
-  argv: [
-    nodeBin,
+  argv: ourProgram(
     "bench/targets/cpuServer.ts",
     "--strategy",
     strategy,
@@ -74,7 +73,7 @@ const server = (strategy: StrategyName, rounds: number): TargetSpec => ({
     HOST,
     "--port",
     "0"
-  ],
+  ),
   requiredFile: "bench/targets/cpuServer.ts"
 })
 

@@ -5,7 +5,8 @@
  * job's outcome and every log line go back to the parent. It stops on `Stop` (after its jobs),
  * on SIGTERM (interrupting them), or when the parent goes away.
  */
-import { NodeRuntime } from "@effect/platform-node"
+// Subpath import: the package index loads every Node module, ~20 MB of heap in every child.
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Deferred, Effect, Exit, FiberSet, Layer, Logger, Queue, References, Schema, Stream } from "effect"
 import type * as Net from "node:net"
 import type * as Datagram from "../Datagram.ts"

@@ -3,7 +3,7 @@
  * `Stream`, close. Frames and messages are the same codecs the server uses (`LengthPrefixedFraming`,
  * `ChatMessage`); rendering for people is left to the program (see `examples/chat.ts`).
  */
-import { NodeSocket } from "@effect/platform-node"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import { Cause, Effect, Option, Queue, Result, Schema, Stream } from "effect"
 import type { Duration, Scope } from "effect"
 import { Socket } from "effect/socket"
