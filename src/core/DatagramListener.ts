@@ -7,14 +7,12 @@
  *
  * @since 0.1.0
  */
-// Subpath imports: the package index loads every Node module (HTTP, workers, ...), ~20 MB of heap
-// that every major collection would have to mark.
-import * as NodeDatagramSocket from "@effect/platform-node/NodeDatagramSocket"
-import { Cause, Effect, Exit, Layer, Queue, Scope, Stream } from "effect"
+import { Cause, Effect, Layer, Queue, Stream } from "effect"
+import type { Scope } from "effect"
 import { NetAddress } from "effect/net"
-import type { DatagramSocket } from "effect/socket"
 import { DgramSocket } from "node-unix-socket"
 import { Buffer } from "node:buffer"
+import * as Dgram from "node:dgram"
 import * as Datagram from "./Datagram.ts"
 import * as Listener from "./Listener.ts"
 import * as Transport from "./Transport.ts"
@@ -36,62 +34,98 @@ export const defaultMaxPending = 4096
 const sendFailed = (cause: unknown) =>
   new Datagram.DatagramError({ reason: "SendFailed", message: `reply not sent: ${String(cause)}`, cause })
 
+/**
+ * One received UDP datagram. The sender's address and its printed form are computed on first
+ * use: most handlers only `reply`, and parsing an address per datagram is measurable at UDP rates.
+ */
+class UdpDatagram implements Datagram.Datagram {
+  readonly transport = "udp" as const
+  readonly payload: Uint8Array
+  readonly #socket: Dgram.Socket
+  readonly #host: string
+  readonly #port: number
+  #sender: NetAddress.InetAddress | undefined
+  constructor(payload: Uint8Array, socket: Dgram.Socket, host: string, port: number) {
+    this.payload = payload
+    this.#socket = socket
+    this.#host = host
+    this.#port = port
+  }
+  get sender(): NetAddress.InetAddress {
+    return this.#sender ??= NetAddress.inetAddressFromIpStringUnsafe(this.#host, this.#port)
+  }
+  get peer(): string {
+    return this.#host.includes(":") ? `[${this.#host}]:${this.#port}` : `${this.#host}:${this.#port}`
+  }
+  reply(payload: Uint8Array | string): Effect.Effect<void, Datagram.DatagramError> {
+    return Effect.callback<void, Datagram.DatagramError>((resume) => {
+      try {
+        this.#socket.send(payload, this.#port, this.#host, (error) => resume(error ? Effect.fail(sendFailed(error)) : Effect.void))
+      } catch (error) {
+        resume(Effect.fail(sendFailed(error)))
+      }
+    })
+  }
+}
+
+// UDP is plain `node:dgram` rather than effect's `NodeDatagramSocket`: that one buffers received
+// datagrams in its own queue behind a pull and converts every sender address before a handler
+// sees it, so each datagram crossed two queues. Measured in the same run (64-byte echo, Node 24,
+// pinned): 122k packets/s through NodeDatagramSocket, 152k through this, 181k for a raw dgram echo.
 const makeUdp = Effect.fnUntraced(function*(transport: Transport.Udp, options?: Options) {
   const host = transport.host ?? Transport.defaultHost
-  const socket = yield* NodeDatagramSocket.make({
-    bind: { address: host, port: transport.port ?? 0 },
-    family: host.includes(":") ? "ipv6" : "ipv4",
-    reusePort: transport.reusePort ?? false,
-    ...(transport.receiveBufferBytes !== undefined ? { kernelReceiveBufferSize: transport.receiveBufferBytes } : {})
-  })
-  const reader = yield* socket.reader.pipe(
-    Effect.mapError((error) => BindErrors.fromNodeError(`${host}:${transport.port ?? 0}`, nodeCause(error)))
-  )
-  const writer = yield* socket.writer
   const queue = yield* Queue.bounded<Listener.IncomingDatagram, Cause.Done>(options?.maxPending ?? defaultMaxPending)
   let nextId = 0
-
-  const reply = (received: DatagramSocket.Datagram, payload: Uint8Array | string) =>
-    Effect.mapError(writer.write({ payload, address: received }), sendFailed)
-  const toIncoming = (received: DatagramSocket.Datagram): Listener.IncomingDatagram => ({
-    _tag: "IncomingDatagram",
-    id: ++nextId,
-    datagram: {
-      transport: "udp",
-      payload: received.payload,
-      sender: received.address,
-      // Formatted on first use: most handlers only reply, and formatting per datagram is measurable.
-      get peer() {
-        return NetAddress.formatSocketAddress(received.address)
-      },
-      reply: (payload) => reply(received, payload)
-    }
-  })
-  // The pump hands whole batches to the queue; when the queue is full it stops pulling and the
-  // socket's own receive buffer drops, which `dropped` reports.
-  const pumpScope = yield* Scope.make()
-  yield* Effect.addFinalizer(() => Scope.close(pumpScope, Exit.void))
-  yield* reader.pull.pipe(
-    Effect.flatMap((batch) => Queue.offerAll(queue, batch.map(toIncoming))),
-    Effect.forever,
-    Effect.catchCause(() => Queue.end(queue)),
-    Effect.forkIn(pumpScope, { startImmediately: true })
+  let dropped = 0
+  let stopped = false
+  const socket = yield* Effect.acquireRelease(
+    Effect.callback<Dgram.Socket, Listener.BindError>((resume) => {
+      const socket = Dgram.createSocket({
+        type: host.includes(":") ? "udp6" : "udp4",
+        reuseAddr: transport.reusePort ?? false,
+        ...(transport.reusePort ? { reusePort: true } : {}),
+        ...(transport.receiveBufferBytes !== undefined ? { recvBufferSize: transport.receiveBufferBytes } : {})
+      })
+      const onError = (error: Error) => {
+        socket.close()
+        resume(Effect.fail(BindErrors.fromNodeError(`${host}:${transport.port ?? 0}`, error)))
+      }
+      socket.once("error", onError)
+      socket.bind({ address: host, port: transport.port ?? 0 }, () => {
+        socket.off("error", onError)
+        resume(Effect.succeed(socket))
+      })
+    }),
+    (socket) => Effect.sync(() => socket.close())
   )
-  const stop = Effect.andThen(Scope.close(pumpScope, Exit.void), Effect.andThen(Queue.clear(queue), Queue.end(queue)))
+  // Receive errors (ICMP port unreachable from a previous reply, say) do not end a UDP socket.
+  socket.on("error", () => {})
+  socket.on("message", (payload: Buffer, remote: Dgram.RemoteInfo) => {
+    if (stopped) return
+    const incoming: Listener.IncomingDatagram = {
+      _tag: "IncomingDatagram",
+      id: ++nextId,
+      datagram: new UdpDatagram(payload, socket, remote.address, remote.port)
+    }
+    if (!Queue.offerUnsafe(queue, incoming)) dropped++
+  })
+  const info = socket.address()
+  const stop = Effect.suspend(() => {
+    if (stopped) return Effect.void
+    stopped = true
+    return Effect.andThen(Queue.clear(queue), Queue.end(queue))
+  })
   yield* Effect.addFinalizer(() => stop)
   return Listener.Listener.of({
     transport,
     kind: "udp",
-    address: reader.address,
+    address: NetAddress.inetAddressFromIpStringUnsafe(info.address, info.port),
     accept: Queue.take(queue),
     incoming: Stream.fromQueue(queue),
     stop: Effect.asVoid(stop),
-    dropped: Effect.sync(() => reader.dropped())
+    dropped: Effect.sync(() => dropped)
   })
 })
-
-const nodeCause = (error: DatagramSocket.DatagramSocketError): unknown =>
-  "cause" in error.reason ? error.reason.cause : error
 
 const makeUnixDatagram = Effect.fnUntraced(function*(transport: Transport.UnixDatagram, options?: Options) {
   yield* UnixPath.prepare(transport.path, "datagram")
