@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { Buffer } from "node:buffer"
 import * as ForkStrategy from "../../src/core/ForkStrategy.ts"
 import * as Strategy from "../../src/core/Strategy.ts"
@@ -7,8 +7,7 @@ import * as Transport from "../../src/core/Transport.ts"
 import * as EchoServer from "../../src/servers/echo/EchoServer.ts"
 import * as Handlers from "../fixtures/handlers.ts"
 import * as Loopback from "../utils/loopback.ts"
-
-const allBytes = Uint8Array.from({ length: 256 }, (_, i) => i)
+import * as PoolStrategyCases from "../utils/poolStrategyCases.ts"
 
 const isAlive = (pid: number): boolean => {
   try {
@@ -51,41 +50,22 @@ const withFork = <A, E>(
   })
 
 describe("ForkStrategy", () => {
-  for (const make of [() => Transport.tcp(), () => Transport.unix({ path: Loopback.tempSocketPath("fork") })]) {
-    const name = make()._tag
-    describe(`pool over ${name}`, () => {
-      it.live("echoes small, binary, 8 MiB and half-closed payloads", () =>
-        withFork({ size: 2 }, (_fork, layer) =>
-          Effect.gen(function*() {
-            const server = yield* Loopback.startServer(make(), layer, EchoServer.streamHandler)
-            const target = Loopback.targetOf(server.address)
-            const small = yield* Effect.promise(() => Loopback.exchange(target, "hello, fork"))
-            assert.strictEqual(small.toString(), "hello, fork")
-            const binary = yield* Effect.promise(() => Loopback.exchange(target, allBytes))
-            assert.deepStrictEqual(new Uint8Array(binary), allBytes)
-            const big = Loopback.bytes(8 * 1024 * 1024, 7)
-            const bigReply = yield* Effect.promise(() => Loopback.exchange(target, big, 60_000))
-            assert.isTrue(Buffer.from(big).equals(bigReply))
-          })))
-
-      it.live("serves 50 concurrent clients from more than one child", () =>
-        withFork({ size: 3 }, (_fork, layer) =>
-          Effect.gen(function*() {
-            const server = yield* Loopback.startServer(make(), layer, Handlers.whoamiEcho)
-            const target = Loopback.targetOf(server.address)
-            const payloads = Array.from({ length: 50 }, (_, i) => Loopback.bytes(10_000 + i * 997, i + 1))
-            const replies = yield* Effect.promise(() => Promise.all(payloads.map((p) => Loopback.exchange(target, p))))
-            const pids = new Set<number>()
-            replies.forEach((reply, i) => {
-              const newline = reply.indexOf(10)
-              pids.add(pidOf(reply))
-              assert.isTrue(Buffer.from(payloads[i]!).equals(reply.subarray(newline + 1)), `client ${i}`)
-            })
-            assert.isFalse(pids.has(process.pid))
-            assert.isAbove(pids.size, 1)
-          })))
-    })
-  }
+  PoolStrategyCases.registerPoolStrategyCases({
+    tag: "fork",
+    member: "child",
+    withPool: (size, body) => withFork({ size }, (_fork, layer) => body(layer)),
+    unstarted: () => ForkStrategy.make({ size: 1 }),
+    whoami: "PID \\d+ TID 0",
+    memberOf: pidOf,
+    parentId: process.pid,
+    names: {
+      stream: (transport) => `pool over ${transport}`,
+      datagrams: "echoes datagrams from more than one child",
+      unixDatagrams: "echoes Unix datagrams from more than one child",
+      idleTimeout: "the server's idle timeout applies in the child that owns the connection",
+      shutdown: "handlers in fork children see a graceful shutdown begin through Server.Shutdown"
+    }
+  })
 
   it.live("a child that exits mid-connection costs only that connection; the pool is refilled", () =>
     withFork({ size: 2 }, (fork, layer) =>
@@ -116,47 +96,6 @@ describe("ForkStrategy", () => {
           const reply = yield* Effect.promise(() => Loopback.exchange(target, `after crash ${i}`))
           assert.strictEqual(reply.toString(), `after crash ${i}`)
         }
-      })))
-
-  it.live("echoes datagrams from more than one child", () =>
-    withFork({ size: 2 }, (_fork, layer) =>
-      Effect.gen(function*() {
-        const server = yield* Loopback.startServer(Transport.udp(), layer, Handlers.whoamiDatagram)
-        const port = (server.address as { port: number }).port
-        const replies = yield* Effect.promise(() =>
-          Promise.all(Array.from({ length: 20 }, (_, i) => Loopback.udpRequest(port, new TextEncoder().encode(`d${i}`))))
-        )
-        const pids = new Set<number>()
-        replies.forEach((reply, i) => {
-          assert.match(reply.toString(), new RegExp(`^PID \\d+ TID 0 d${i}$`))
-          pids.add(pidOf(reply))
-        })
-        assert.isAbove(pids.size, 1)
-        const echo = yield* Loopback.startServer(Transport.udp(), layer, EchoServer.datagramHandler)
-        const echoed = yield* Effect.promise(() => Loopback.udpRequest((echo.address as { port: number }).port, allBytes))
-        assert.deepStrictEqual(new Uint8Array(echoed), allBytes)
-      })))
-
-  it.live("echoes Unix datagrams from more than one child", () =>
-    withFork({ size: 2 }, (_fork, layer) =>
-      Effect.gen(function*() {
-        const path = Loopback.tempSocketPath("fork-dgram")
-        yield* Loopback.startServer(Transport.unixDatagram({ path }), layer, Handlers.whoamiDatagram)
-        // 8 at once: Linux queues at most net.unix.max_dgram_qlen (10) datagrams on a Unix socket.
-        const replies = yield* Effect.promise(() =>
-          Promise.all(Array.from({ length: 8 }, (_, i) => Loopback.unixDatagramRequest(path, new TextEncoder().encode(`u${i}`))))
-        )
-        const pids = new Set<number>()
-        replies.forEach((reply, i) => {
-          assert.match(reply.toString(), new RegExp(`^PID \\d+ TID 0 u${i}$`))
-          pids.add(pidOf(reply))
-        })
-        assert.isFalse(pids.has(process.pid))
-        assert.isAbove(pids.size, 1)
-        const echoPath = Loopback.tempSocketPath("fork-dgram-echo")
-        yield* Loopback.startServer(Transport.unixDatagram({ path: echoPath }), layer, EchoServer.datagramHandler)
-        const echoed = yield* Effect.promise(() => Loopback.unixDatagramRequest(echoPath, allBytes))
-        assert.deepStrictEqual(new Uint8Array(echoed), allBytes)
       })))
 
   it.live("per-connection mode: after 20 sequential connections every child is reaped (no zombie)", () =>
@@ -215,38 +154,4 @@ describe("ForkStrategy", () => {
         assert.strictEqual((yield* fork.children).length, 2)
         // The connection stays open: closing the scope must not wait for it, and must leave no child.
       })))
-
-  it.live("the server's idle timeout applies in the child that owns the connection", () =>
-    withFork({ mode: "pool", size: 1 }, (_fork, layer) =>
-      Effect.gen(function*() {
-        const server = yield* Loopback.startServer(Transport.tcp(), layer, EchoServer.streamHandler, {
-          idleTimeout: "200 millis"
-        })
-        const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
-        socket.write("ping")
-        assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(socket, 4))).toString(), "ping")
-        yield* Effect.promise(() => Loopback.closed(socket, 10_000))
-      })))
-
-  it.live("handlers in fork children see a graceful shutdown begin through Server.Shutdown", () =>
-    withFork({ size: 2 }, (_pool, layer) =>
-      Effect.gen(function*() {
-        const server = yield* Loopback.startServer(Transport.tcp(), layer, Handlers.shutdownAware)
-        const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
-        const hello = yield* Effect.promise(() => Loopback.readExactly(socket, "ready false\n".length))
-        assert.strictEqual(hello.toString(), "ready false\n")
-        // The drain waits for this handler, which ends only once it has seen the shutdown begin.
-        const stopping = yield* Effect.forkChild(server.shutdown, { startImmediately: true })
-        const seen = yield* Effect.promise(() => Loopback.readExactly(socket, "shutdown seen\n".length))
-        assert.strictEqual(seen.toString(), "shutdown seen\n")
-        yield* Fiber.join(stopping)
-      })))
-
-  it.live("a handler without a reference is refused with a StrategyError", () =>
-    Effect.gen(function*() {
-      const fork = ForkStrategy.make({ size: 1 })
-      const error = yield* fork.run(Effect.never as never, Handlers.unreferenced).pipe(Effect.flip)
-      assert.instanceOf(error, Strategy.StrategyError)
-      assert.include(error.message, "Handler.stream(fn, { module: import.meta.url, export:")
-    }))
 })

@@ -51,12 +51,8 @@ describe("examples/echo-server.ts", () => {
   ] as const) {
     it.live(`bad arguments ${args.join(" ")} give a one-line error and a non-zero exit`, () =>
       Effect.gen(function*() {
-        const result = yield* Processes.run(file, args)
-        assert.notStrictEqual(result.code, 0)
-        const lines = result.stderr.filter((line) => line.trim() !== "")
-        assert.strictEqual(lines.length, 1, lines.join("\n"))
-        assert.include(lines[0], expected)
-        assert.match(lines[0]!, /^error: /)
+        const line = yield* Processes.expectOneLineError(file, args, expected)
+        assert.match(line, /^error: /)
       }))
   }
 
@@ -66,13 +62,10 @@ describe("examples/echo-server.ts", () => {
       const port = yield* Effect.promise(() =>
         new Promise<number>((resolve) => busy.listen(0, "127.0.0.1", () => resolve((busy.address() as Net.AddressInfo).port)))
       )
-      const result = yield* Processes.run(file, ["--port", String(port)])
-      busy.close()
-      assert.notStrictEqual(result.code, 0)
-      const lines = result.stderr.filter((line) => line.trim() !== "")
-      assert.strictEqual(lines.length, 1, lines.join("\n"))
-      assert.include(lines[0], `cannot listen on 127.0.0.1:${port}`)
-      assert.include(lines[0], "EADDRINUSE")
+      const expected = [`cannot listen on 127.0.0.1:${port}`, "EADDRINUSE"]
+      yield* Processes.expectOneLineError(file, ["--port", String(port)], expected).pipe(
+        Effect.ensuring(Effect.sync(() => busy.close()))
+      )
     }))
 })
 

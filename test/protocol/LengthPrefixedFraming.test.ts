@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Result, Schema, Stream } from "effect"
 import * as fc from "fast-check"
 import * as LengthPrefixedFraming from "../../src/protocol/LengthPrefixedFraming.ts"
+import { splitAt } from "../utils/chunks.ts"
 
 const bytes = (...values: ReadonlyArray<number>): Uint8Array => Uint8Array.from(values)
 const text = (s: string): Uint8Array => new TextEncoder().encode(s)
@@ -14,19 +15,6 @@ const concat = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
     offset += chunk.length
   }
   return out
-}
-
-// Cuts `wire` at the given (unsorted, possibly repeated) offsets; repeated offsets yield empty chunks.
-const splitAt = (wire: Uint8Array, points: ReadonlyArray<number>): Array<Uint8Array> => {
-  const sorted = [...points].sort((a, b) => a - b)
-  const chunks: Array<Uint8Array> = []
-  let from = 0
-  for (const point of sorted) {
-    chunks.push(wire.slice(from, point))
-    from = point
-  }
-  chunks.push(wire.slice(from))
-  return chunks
 }
 
 // Copies into fresh plain Uint8Arrays so deepStrictEqual compares contents, not views or subclasses.

@@ -2,6 +2,7 @@
  * Child processes for tests: start a program with the project's Node 24 (tsx as a loader), wait for
  * its `listening on` line, collect its output, and always kill it at the end of the scope.
  */
+import { assert } from "@effect/vitest"
 import { Effect, Scope } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Path from "node:path"
@@ -105,3 +106,21 @@ export const run = (file: string, args: ReadonlyArray<string>, timeoutMs = 30_00
 
 /** `listening on 127.0.0.1:PORT` -> PORT */
 export const listeningPort = /^listening on 127\.0\.0\.1:(\d+)$/
+
+/**
+ * Runs a program that must fail: a non-zero exit and exactly one non-blank stderr line, which includes each of
+ * `expected`. Returns that line for further checks.
+ */
+export const expectOneLineError = (
+  file: string,
+  args: ReadonlyArray<string>,
+  expected: string | ReadonlyArray<string> = []
+): Effect.Effect<string> =>
+  Effect.gen(function*() {
+    const result = yield* run(file, args)
+    assert.notStrictEqual(result.code, 0)
+    const lines = result.stderr.filter((line) => line.trim() !== "")
+    assert.strictEqual(lines.length, 1, lines.join("\n"))
+    for (const part of typeof expected === "string" ? [expected] : expected) assert.include(lines[0], part)
+    return lines[0]!
+  })

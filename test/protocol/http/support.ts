@@ -76,17 +76,7 @@ export const parseChunks = (
   return summarize(events)
 }
 
-export const splitAt = (input: Uint8Array, points: ReadonlyArray<number>): Array<Uint8Array> => {
-  const sorted = [...points].sort((a, b) => a - b)
-  const out: Array<Uint8Array> = []
-  let previous = 0
-  for (const point of sorted) {
-    out.push(input.slice(previous, point))
-    previous = point
-  }
-  out.push(input.slice(previous))
-  return out
-}
+export { splitAt } from "../../utils/chunks.ts"
 
 export const byteAtATime = (input: Uint8Array): Array<Uint8Array> =>
   Array.from(input, (_, i) => input.slice(i, i + 1))

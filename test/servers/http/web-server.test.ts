@@ -38,22 +38,13 @@ describe("examples/web-server.ts", () => {
     [["--workers", "0"], "--workers: expected an integer from 1"]
   ] as const) {
     it.live(`bad arguments ${args.join(" ")} give a one-line error and a non-zero exit`, () =>
-      Effect.gen(function*() {
-        const result = yield* Processes.run(file, args)
-        assert.notStrictEqual(result.code, 0)
-        const lines = result.stderr.filter((line) => line.trim() !== "")
-        assert.strictEqual(lines.length, 1, lines.join("\n"))
-        assert.include(lines[0], expected)
-      }))
+      Processes.expectOneLineError(file, args, expected))
   }
 
   it.live("a busy port is a one-line error", () =>
     Effect.gen(function*() {
       const first = yield* Processes.start(file, ["--port", "0"])
       const port = (yield* Effect.promise(() => first.waitFor(Processes.listeningPort)))[1]!
-      const result = yield* Processes.run(file, ["--port", port])
-      assert.notStrictEqual(result.code, 0)
-      const lines = result.stderr.filter((line) => line.trim() !== "")
-      assert.strictEqual(lines.length, 1, lines.join("\n"))
+      yield* Processes.expectOneLineError(file, ["--port", port])
     }))
 })

@@ -1,0 +1,162 @@
+/**
+ * The test cases the fork and worker strategies share: stream echo over TCP and Unix, 50 concurrent
+ * clients spread over the pool, UDP and Unix datagrams, the idle timeout, graceful shutdown seen by a
+ * handler, and refusing a handler without a reference. Each strategy's test file registers them
+ * once, with its own pool, its own way of naming the member that served a reply, and its own names.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+import type { Layer, Scope } from "effect"
+import { Buffer } from "node:buffer"
+import * as Strategy from "../../src/core/Strategy.ts"
+import * as Transport from "../../src/core/Transport.ts"
+import * as EchoServer from "../../src/servers/echo/EchoServer.ts"
+import * as Handlers from "../fixtures/handlers.ts"
+import * as Loopback from "./loopback.ts"
+
+/** Every byte value once. */
+export const allBytes = Uint8Array.from({ length: 256 }, (_, i) => i)
+
+const encode = (text: string): Uint8Array => new TextEncoder().encode(text)
+
+/** How one pooled strategy is exercised by the shared cases. */
+export interface PoolStrategy {
+  /** A word for temp socket names and the small echo payload: `fork`, `worker`. */
+  readonly tag: string
+  /** What serves a connection, in test names: `child`, `thread`. */
+  readonly member: string
+  /** Runs `body` with a fresh pool of `size` members, then checks that the pool left nothing behind. */
+  readonly withPool: <A, E>(
+    size: number,
+    body: (layer: Layer.Layer<Strategy.Strategy>) => Effect.Effect<A, E, Scope.Scope>
+  ) => Effect.Effect<A, E>
+  /** A pool of one that is never started, for the refusal case. */
+  readonly unstarted: () => Strategy.Strategy["Service"]
+  /** The `PID … TID …` part a `whoami` reply must start with, as a regular expression source. */
+  readonly whoami: string
+  /** The member that served a `whoami` reply: a child's pid, a worker's thread id. */
+  readonly memberOf: (reply: Buffer) => number
+  /** The member id that would mean the parent thread served the reply itself. */
+  readonly parentId: number
+  /** Names of the cases whose wording differs per strategy. */
+  readonly names: {
+    readonly stream: (transport: string) => string
+    readonly datagrams: string
+    readonly unixDatagrams: string
+    readonly idleTimeout: string
+    readonly shutdown: string
+  }
+}
+
+/** Registers the shared `it.live` cases for `pool` in the current `describe`. */
+export const registerPoolStrategyCases = (pool: PoolStrategy): void => {
+  for (const make of [() => Transport.tcp(), () => Transport.unix({ path: Loopback.tempSocketPath(pool.tag) })]) {
+    describe(pool.names.stream(make()._tag), () => {
+      it.live("echoes small, binary, 8 MiB and half-closed payloads", () =>
+        pool.withPool(2, (layer) =>
+          Effect.gen(function*() {
+            const server = yield* Loopback.startServer(make(), layer, EchoServer.streamHandler)
+            const target = Loopback.targetOf(server.address)
+            const small = yield* Effect.promise(() => Loopback.exchange(target, `hello, ${pool.tag}`))
+            assert.strictEqual(small.toString(), `hello, ${pool.tag}`)
+            const binary = yield* Effect.promise(() => Loopback.exchange(target, allBytes))
+            assert.deepStrictEqual(new Uint8Array(binary), allBytes)
+            const big = Loopback.bytes(8 * 1024 * 1024, 7)
+            const bigReply = yield* Effect.promise(() => Loopback.exchange(target, big, 60_000))
+            assert.isTrue(Buffer.from(big).equals(bigReply))
+          })))
+
+      it.live(`serves 50 concurrent clients from more than one ${pool.member}`, () =>
+        pool.withPool(3, (layer) =>
+          Effect.gen(function*() {
+            const server = yield* Loopback.startServer(make(), layer, Handlers.whoamiEcho)
+            const target = Loopback.targetOf(server.address)
+            const payloads = Array.from({ length: 50 }, (_, i) => Loopback.bytes(10_000 + i * 997, i + 1))
+            const replies = yield* Effect.promise(() => Promise.all(payloads.map((p) => Loopback.exchange(target, p))))
+            const members = new Set<number>()
+            replies.forEach((reply, i) => {
+              assert.match(reply.toString("latin1", 0, 40), new RegExp(`^${pool.whoami}\\n`))
+              members.add(pool.memberOf(reply))
+              assert.isTrue(Buffer.from(payloads[i]!).equals(reply.subarray(reply.indexOf(10) + 1)), `client ${i}`)
+            })
+            assert.isFalse(members.has(pool.parentId))
+            assert.isAbove(members.size, 1)
+          })))
+    })
+  }
+
+  it.live(pool.names.datagrams, () =>
+    pool.withPool(2, (layer) =>
+      Effect.gen(function*() {
+        const server = yield* Loopback.startServer(Transport.udp(), layer, Handlers.whoamiDatagram)
+        const port = (server.address as { port: number }).port
+        const replies = yield* Effect.promise(() =>
+          Promise.all(Array.from({ length: 20 }, (_, i) => Loopback.udpRequest(port, encode(`d${i}`))))
+        )
+        const members = new Set<number>()
+        replies.forEach((reply, i) => {
+          assert.match(reply.toString(), new RegExp(`^${pool.whoami} d${i}$`))
+          members.add(pool.memberOf(reply))
+        })
+        assert.isAbove(members.size, 1)
+        const echo = yield* Loopback.startServer(Transport.udp(), layer, EchoServer.datagramHandler)
+        const echoPort = (echo.address as { port: number }).port
+        const echoed = yield* Effect.promise(() => Loopback.udpRequest(echoPort, allBytes))
+        assert.deepStrictEqual(new Uint8Array(echoed), allBytes)
+      })))
+
+  it.live(pool.names.unixDatagrams, () =>
+    pool.withPool(2, (layer) =>
+      Effect.gen(function*() {
+        const path = Loopback.tempSocketPath(`${pool.tag}-dgram`)
+        yield* Loopback.startServer(Transport.unixDatagram({ path }), layer, Handlers.whoamiDatagram)
+        // 8 at once: Linux queues at most net.unix.max_dgram_qlen (10) datagrams on a Unix socket.
+        const replies = yield* Effect.promise(() =>
+          Promise.all(Array.from({ length: 8 }, (_, i) => Loopback.unixDatagramRequest(path, encode(`u${i}`))))
+        )
+        const members = new Set<number>()
+        replies.forEach((reply, i) => {
+          assert.match(reply.toString(), new RegExp(`^${pool.whoami} u${i}$`))
+          members.add(pool.memberOf(reply))
+        })
+        assert.isFalse(members.has(pool.parentId))
+        assert.isAbove(members.size, 1)
+        const echoPath = Loopback.tempSocketPath(`${pool.tag}-dgram-echo`)
+        yield* Loopback.startServer(Transport.unixDatagram({ path: echoPath }), layer, EchoServer.datagramHandler)
+        const echoed = yield* Effect.promise(() => Loopback.unixDatagramRequest(echoPath, allBytes))
+        assert.deepStrictEqual(new Uint8Array(echoed), allBytes)
+      })))
+
+  it.live(pool.names.idleTimeout, () =>
+    pool.withPool(1, (layer) =>
+      Effect.gen(function*() {
+        const server = yield* Loopback.startServer(Transport.tcp(), layer, EchoServer.streamHandler, {
+          idleTimeout: "200 millis"
+        })
+        const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+        socket.write("ping")
+        assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(socket, 4))).toString(), "ping")
+        yield* Effect.promise(() => Loopback.closed(socket, 10_000))
+      })))
+
+  it.live(pool.names.shutdown, () =>
+    pool.withPool(2, (layer) =>
+      Effect.gen(function*() {
+        const server = yield* Loopback.startServer(Transport.tcp(), layer, Handlers.shutdownAware)
+        const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+        const hello = yield* Effect.promise(() => Loopback.readExactly(socket, "ready false\n".length))
+        assert.strictEqual(hello.toString(), "ready false\n")
+        // The drain waits for this handler, which ends only once it has seen the shutdown begin.
+        const stopping = yield* Effect.forkChild(server.shutdown, { startImmediately: true })
+        const seen = yield* Effect.promise(() => Loopback.readExactly(socket, "shutdown seen\n".length))
+        assert.strictEqual(seen.toString(), "shutdown seen\n")
+        yield* Fiber.join(stopping)
+      })))
+
+  it.live("a handler without a reference is refused with a StrategyError", () =>
+    Effect.gen(function*() {
+      const error = yield* pool.unstarted().run(Effect.never as never, Handlers.unreferenced).pipe(Effect.flip)
+      assert.instanceOf(error, Strategy.StrategyError)
+      assert.include(error.message, "Handler.stream(fn, { module: import.meta.url, export:")
+    }))
+}
