@@ -6,6 +6,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises"
 import { readMachineBusyMs } from "./procStat.ts"
+import { pct } from "./table.ts"
 
 export interface Quiet {
   /** Whether the last sample was under the threshold. */
@@ -34,3 +35,23 @@ export const waitForQuiet = async (options: {
   }
   return { quiet: false, waitedMs: Date.now() - startedAt, busyPct: null }
 }
+
+/** Machine-wide busy CPU (% of one core) under which it counts as quiet. */
+export const QUIET_PCT = 15
+
+/**
+ * The suites' wait before a measurement: their threshold, 250 ms samples. With `print`, says so when the
+ * machine stayed busy, since the run that follows is measured anyway.
+ */
+export const waitForQuietMachine = async (maxWaitMs: number, print?: (text: string) => void): Promise<Quiet> => {
+  const quiet = await waitForQuiet({ maxWaitMs, thresholdPct: QUIET_PCT, sampleMs: 250 })
+  if (!quiet.quiet && print !== undefined) {
+    const waited = (quiet.waitedMs / 1000).toFixed(1)
+    print(`  (machine still busy after ${waited} s: ${pct(quiet.busyPct)} of a core; measuring anyway)`)
+  }
+  return quiet
+}
+
+/** The suites' header sentence about that wait. */
+export const quietWaitNote = (maxWaitMs: number): string =>
+  `Before each measurement waits up to ${maxWaitMs / 1000} s for machine CPU < ${QUIET_PCT}% of a core.`

@@ -30,3 +30,7 @@ export const num = (value: number, decimals = 0): string =>
 /** Ratio as "0.85x"; "-" when either side is missing. */
 export const ratio = (ours: number | undefined, anchor: number | undefined): string =>
   ours === undefined || anchor === undefined || anchor === 0 ? "-" : `${(ours / anchor).toFixed(2)}x`
+
+/** CPU share as "85%"; "-" when unknown. */
+export const pct = (value: number | null | undefined): string =>
+  value === null || value === undefined ? "-" : `${value.toFixed(0)}%`

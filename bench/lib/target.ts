@@ -9,7 +9,7 @@ import { existsSync } from "node:fs"
 import * as path from "node:path"
 import { signal, terminate, track, waitExit } from "./children.ts"
 import { processTree } from "./procStat.ts"
-import { childEnv, pinned, repoRoot } from "./system.ts"
+import { childEnv, nodeBin, pinned, repoRoot } from "./system.ts"
 import type { Pinning } from "./system.ts"
 
 export interface TargetSpec {
@@ -46,6 +46,17 @@ export interface RunningTarget {
   readonly tail: () => string
   readonly stop: () => Promise<ExitInfo>
 }
+
+/** Where every target listens: loopback, on a port the OS picks (`--port 0`). */
+export const BENCH_HOST = "127.0.0.1"
+
+/** A raw Node anchor program under `bench/anchors/`, listening on {@link BENCH_HOST}. */
+export const anchorTarget = (id: string, label: string, file: string, ...args: ReadonlyArray<string>): TargetSpec => ({
+  id,
+  label,
+  role: "anchor",
+  argv: [nodeBin, file, ...args, "--host", BENCH_HOST, "--port", "0"]
+})
 
 export type StartResult =
   | { readonly ok: true; readonly target: RunningTarget }

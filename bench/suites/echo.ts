@@ -8,58 +8,44 @@
  * fresh load generator pinned to the other; targets alternate round by round
  * (anchor, ours, anchor, ours, ...) so slow drifts of the machine hit both.
  */
-import { runLoad } from "../lib/load.ts"
-import { waitForQuiet } from "../lib/quiet.ts"
-import type { Quiet } from "../lib/quiet.ts"
-import { formatTable, num, ratio } from "../lib/table.ts"
+import { measureOnce } from "../lib/measurement.ts"
+import type { LoadRun } from "../lib/measurement.ts"
+import { loadRunNotes } from "../lib/notes.ts"
+import { quietWaitNote } from "../lib/quiet.ts"
+import {
+  bestRun,
+  newOutcomes,
+  printSkipped,
+  rememberUnavailable,
+  runRounds,
+  targetSummary
+} from "../lib/rounds.ts"
+import type { TargetOutcome, Unavailable } from "../lib/rounds.ts"
+import { bestRunsTable } from "../lib/bestRunsTable.ts"
+import { num, pct, ratio } from "../lib/table.ts"
 import type { Align } from "../lib/table.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
-import { nodeBin, ourProgram } from "../lib/system.ts"
-import { startTarget } from "../lib/target.ts"
-import type { ExitInfo, TargetSpec } from "../lib/target.ts"
+import { ourProgram } from "../lib/system.ts"
+import { anchorTarget, BENCH_HOST } from "../lib/target.ts"
+import type { TargetSpec } from "../lib/target.ts"
+import { chooseTiming, windowArgs } from "../lib/timing.ts"
+import type { Timing } from "../lib/timing.ts"
 import type { EchoLoadMode, EchoLoadResult } from "../load/echoLoadResult.ts"
 
 const LOAD_SCRIPT = "bench/load/echoLoad.ts"
-const START_TIMEOUT_MS = 20_000
-const HOST = "127.0.0.1"
-/** A side using at least this share of its core is saturated. */
-const SATURATED_PCT = 90
-/** Background CPU (other processes, % of one core) above which a run is flagged. */
-const BACKGROUND_PCT = 10
-
-interface Timing {
-  readonly rounds: number
-  readonly warmupMs: number
-  readonly windowMs: number
-  /** Longest wait for a quiet machine before each measurement. */
-  readonly quietWaitMs: number
-}
 
 const FULL: Timing = { rounds: 2, warmupMs: 1000, windowMs: 5000, quietWaitMs: 3000 }
 const QUICK: Timing = { rounds: 1, warmupMs: 300, windowMs: 1500, quietWaitMs: 1000 }
-/** Machine-wide busy CPU (% of one core) under which it counts as quiet. */
-const QUIET_PCT = 15
 
-const anchorTcp: TargetSpec = {
-  id: "node-net-pipe",
-  label: "node:net socket.pipe (anchor)",
-  role: "anchor",
-  argv: [nodeBin, "bench/anchors/rawNetEcho.ts", "--host", HOST, "--port", "0"]
-}
-
-const anchorUdp: TargetSpec = {
-  id: "node-dgram-echo",
-  label: "node:dgram send-back (anchor)",
-  role: "anchor",
-  argv: [nodeBin, "bench/anchors/rawDgramEcho.ts", "--host", HOST, "--port", "0"]
-}
+const anchorTcp = anchorTarget("node-net-pipe", "node:net socket.pipe (anchor)", "bench/anchors/rawNetEcho.ts")
+const anchorUdp = anchorTarget("node-dgram-echo", "node:dgram send-back (anchor)", "bench/anchors/rawDgramEcho.ts")
 
 /** The project's echo server (see `ourProgram` for how it is started). */
 const ours = (transport: "tcp" | "udp"): TargetSpec => ({
   id: `netkit-${transport}-fiber`,
   label: "effect-netkit echo (fiber)",
   role: "ours",
-  argv: ourProgram("examples/echo-server.ts", "--transport", transport, "--strategy", "fiber", "--host", HOST, "--port", "0"),
+  argv: ourProgram("examples/echo-server.ts", "--transport", transport, "--strategy", "fiber", "--host", BENCH_HOST, "--port", "0"),
   requiredFile: "examples/echo-server.ts"
 })
 
@@ -127,34 +113,9 @@ const scenarios: ReadonlyArray<Scenario> = [
   }
 ]
 
-interface RunBase {
-  readonly round: number
-  /** How the server ended; null when it never started. */
-  readonly exit: ExitInfo | null
-  readonly quiet: Quiet
-}
-
-interface OkRun extends RunBase {
-  readonly ok: true
-  readonly result: EchoLoadResult
-  readonly measured: Measured
-}
-
-interface FailedRun extends RunBase {
-  readonly ok: false
-  readonly reason: string
-}
-
-type Run = OkRun | FailedRun
-
-const okRuns = (outcome: TargetOutcome): Array<OkRun> => outcome.runs.filter((run): run is OkRun => run.ok)
-
-interface TargetOutcome {
-  readonly spec: TargetSpec
-  readonly runs: Array<Run>
-  /** Set when the target could not be started; later rounds skip it. */
-  unavailable: string | null
-}
+type Run = LoadRun<{ readonly result: EchoLoadResult; readonly measured: Measured }>
+type OkRun = Extract<Run, { ok: true }>
+type Outcome = TargetOutcome<Run>
 
 const measure = (scenario: Scenario, result: EchoLoadResult): Measured => {
   const count = scenario.count(result)
@@ -167,87 +128,46 @@ const measure = (scenario: Scenario, result: EchoLoadResult): Measured => {
 }
 
 /** One measurement: fresh pinned server, one load run, server stopped. */
-const runOnce = async (
-  ctx: SuiteContext,
-  scenario: Scenario,
-  outcome: TargetOutcome,
-  round: number,
-  timing: Timing
-): Promise<void> => {
-  const { pinning } = ctx.env
-  const quiet = await waitForQuiet({ maxWaitMs: timing.quietWaitMs, thresholdPct: QUIET_PCT, sampleMs: 250 })
-  if (!quiet.quiet) {
-    const waited = (quiet.waitedMs / 1000).toFixed(1)
-    ctx.print(`  (machine still busy after ${waited} s: ${pct(quiet.busyPct)} of a core; measuring anyway)`)
-  }
-  const started = await startTarget(outcome.spec, { pinning, core: pinning.serverCore, timeoutMs: START_TIMEOUT_MS })
-  if (!started.ok) {
-    if (round === 1) outcome.unavailable = started.reason
-    outcome.runs.push({ round, ok: false, reason: started.reason, exit: null, quiet })
-    ctx.print(`  ${scenario.id} round ${round}: ${outcome.spec.label}: n/a: ${started.reason}`)
-    return
-  }
-  const target = started.target
-  let exit: ExitInfo | null = null
-  try {
-    const load = await runLoad(
-      LOAD_SCRIPT,
-      [
-        "--mode",
-        scenario.id,
-        "--host",
-        target.host,
-        "--port",
-        String(target.port),
-        ...scenario.loadArgs,
-        "--warmup-ms",
-        String(timing.warmupMs),
-        "--window-ms",
-        String(timing.windowMs),
-        "--server-pids",
-        target.pids.join(",")
-      ],
-      { pinning, core: pinning.loadCore, timeoutMs: timing.warmupMs + timing.windowMs + 15_000 }
-    )
-    const crashed = target.exited() ? ` (server exited; output: ${target.tail()})` : ""
-    exit = await target.stop()
-    if (!load.ok) {
-      outcome.runs.push({ round, ok: false, reason: load.reason + crashed, exit, quiet })
-      ctx.print(`  ${scenario.id} round ${round}: ${outcome.spec.label}: failed: ${load.reason}${crashed}`)
-      return
-    }
-    // The generator is ours and prints this exact shape; check the mode so a
-    // mismatched script can't be silently misread.
-    if (load.result["mode"] !== scenario.id || typeof load.result["windowMs"] !== "number") {
-      const reason = `unexpected load generator result: ${JSON.stringify(load.result).slice(0, 200)}`
-      outcome.runs.push({ round, ok: false, reason, exit, quiet })
-      ctx.print(`  ${scenario.id} round ${round}: ${outcome.spec.label}: failed: ${reason}`)
-      return
-    }
-    const result = load.result as unknown as EchoLoadResult
-    const measured = measure(scenario, result)
-    outcome.runs.push({ round, ok: true, result, measured, exit, quiet })
-    ctx.print(
-      `  ${scenario.id} round ${round}: ${outcome.spec.label}: ` +
+const runOnce = (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, round: number, timing: Timing) =>
+  measureOnce(ctx, outcome, round, {
+    scenarioId: scenario.id,
+    quietWaitMs: timing.quietWaitMs,
+    server: { pinning: ctx.env.pinning, core: ctx.env.pinning.serverCore },
+    loadScript: LOAD_SCRIPT,
+    loadArgs: (target) => [
+      "--mode",
+      scenario.id,
+      "--host",
+      target.host,
+      "--port",
+      String(target.port),
+      ...scenario.loadArgs,
+      ...windowArgs(timing),
+      "--server-pids",
+      target.pids.join(",")
+    ],
+    loadTimeoutMs: timing.warmupMs + timing.windowMs + 15_000,
+    interpret: (load, crashed) => {
+      if (!load.ok) return { ok: false, reason: load.reason + crashed }
+      // The generator is ours and prints this exact shape; check the mode so a
+      // mismatched script can't be silently misread.
+      if (load.result["mode"] !== scenario.id || typeof load.result["windowMs"] !== "number") {
+        return { ok: false, reason: `unexpected load generator result: ${JSON.stringify(load.result).slice(0, 200)}` }
+      }
+      const result = load.result as unknown as EchoLoadResult
+      const measured = measure(scenario, result)
+      const line =
         `${num(measured.rate, scenario.rateDecimals)} ${scenario.rateUnit}` +
         ` (server CPU ${pct(measured.serverCpuPct)}, load-gen CPU ${pct(result.loadCpuPct)},` +
         ` other CPU ${pct(result.otherCpuPct)})`
-    )
-  } finally {
-    if (exit === null) await target.stop()
-  }
-}
-
-const pct = (value: number | null): string => (value === null ? "-" : `${value.toFixed(0)}%`)
+      return { ok: true, figures: { result, measured }, line }
+    }
+  })
 
 /** The run with the highest primary rate; its latency figures are reported alongside. */
-const best = (outcome: TargetOutcome): OkRun | undefined =>
-  okRuns(outcome).reduce<OkRun | undefined>(
-    (top, run) => (top === undefined || run.measured.rate > top.measured.rate ? run : top),
-    undefined
-  )
+const best = (outcome: Outcome): OkRun | undefined => bestRun(outcome, (run) => run.measured.rate)
 
-const table = (scenario: Scenario, anchor: TargetOutcome, mine: TargetOutcome): string => {
+const table = (scenario: Scenario, anchor: Outcome, mine: Outcome): string => {
   const anchorBest = best(anchor)
   const headers = ["target", scenario.rateUnit, "vs anchor"]
   const align: Array<Align> = ["left", "right", "right"]
@@ -262,13 +182,7 @@ const table = (scenario: Scenario, anchor: TargetOutcome, mine: TargetOutcome): 
   headers.push("server CPU", scenario.cpuUnit, "load-gen / other CPU", `all runs (${scenario.rateUnit})`)
   align.push("right", "right", "right", "left")
 
-  const row = (outcome: TargetOutcome): Array<string> => {
-    const top = best(outcome)
-    if (top === undefined) {
-      const firstFailure = outcome.runs.find((run): run is FailedRun => !run.ok)
-      const reason = outcome.unavailable ?? firstFailure?.reason ?? "no runs"
-      return [outcome.spec.label, `n/a: ${reason}`]
-    }
+  const row = (outcome: Outcome, top: OkRun): Array<string> => {
     const m = top.measured
     const r = top.result
     const cells = [
@@ -292,82 +206,28 @@ const table = (scenario: Scenario, anchor: TargetOutcome, mine: TargetOutcome): 
     )
     return cells
   }
-  // A row that is only "n/a: reason" would be padded to the widest reason;
-  // keep such rows out of the column widths by printing them after the table.
-  const rows = [anchor, mine].map(row)
-  const full = rows.filter((cells) => cells.length > 2)
-  const missing = rows.filter((cells) => cells.length === 2)
-  const labelWidth = Math.max(headers[0].length, ...full.map((cells) => cells[0].length))
-  return [
-    formatTable(headers, full, align),
-    ...missing.map((cells) => `${cells[0].padEnd(labelWidth)} | ${cells[1]}`)
-  ].join("\n")
+  return bestRunsTable({
+    headers,
+    align,
+    outcomes: [anchor, mine],
+    best,
+    row,
+    missingLine: (label, why, labelWidth) => `${label.padEnd(labelWidth)} | n/a: ${why}`
+  })
 }
-
-/** Interpretation hints: who saturated, and anything off about the targets. */
-const notes = (outcomes: ReadonlyArray<TargetOutcome>): Array<string> => {
-  const lines: Array<string> = []
-  for (const outcome of outcomes) {
-    const runs = okRuns(outcome)
-    const loadBound = runs.filter((run) => run.result.loadCpuPct >= SATURATED_PCT)
-    if (loadBound.length > 0) {
-      lines.push(
-        `note: ${outcome.spec.label}: load generator CPU >= ${SATURATED_PCT}% in ${loadBound.length}/${runs.length} runs;` +
-          " the load generator may cap this number (server capacity could be higher)"
-      )
-    }
-    // With no successful run the row itself already shows the failure.
-    const failed = runs.length === 0 ? [] : outcome.runs.filter((run): run is FailedRun => !run.ok)
-    for (const run of failed) lines.push(`note: ${outcome.spec.label}: round ${run.round} failed: ${run.reason}`)
-    const disturbed = runs.filter((run) => (run.result.otherCpuPct ?? 0) >= BACKGROUND_PCT)
-    if (disturbed.length > 0) {
-      const worst = Math.max(...disturbed.map((run) => run.result.otherCpuPct ?? 0))
-      lines.push(
-        `note: ${outcome.spec.label}: other processes used up to ${worst.toFixed(0)}% of a core during ` +
-          `${disturbed.length}/${runs.length} runs; those numbers may be disturbed`
-      )
-    }
-    const rough = outcome.runs
-      .map((run) => run.exit)
-      .filter((exit): exit is ExitInfo => exit !== null && !exit.exitedEarly && (!exit.graceful || exit.code !== 0))
-    if (rough.length > 0) {
-      const exit = rough[0]
-      lines.push(
-        `note: ${outcome.spec.label}: did not exit 0 on SIGTERM in ${rough.length} runs ` +
-          `(code ${exit.code}, signal ${exit.signal}${exit.graceful ? "" : ", needed SIGKILL"})`
-      )
-    }
-  }
-  return lines
-}
-
-/**
- * Targets that could not start, by spec id, across the suite's scenarios: a
- * server that timed out once is not waited for again in the next scenario.
- */
-type Unavailable = Map<string, string>
 
 const runScenario = async (ctx: SuiteContext, scenario: Scenario, timing: Timing, unavailable: Unavailable) => {
   ctx.print(`\n== ${scenario.title}`)
-  const [anchor, mine]: [TargetOutcome, TargetOutcome] = [
-    { spec: scenario.targets[0], runs: [], unavailable: unavailable.get(scenario.targets[0].id) ?? null },
-    { spec: scenario.targets[1], runs: [], unavailable: unavailable.get(scenario.targets[1].id) ?? null }
-  ]
-  for (const outcome of [anchor, mine]) {
-    if (outcome.unavailable !== null) ctx.print(`  ${outcome.spec.label}: n/a: ${outcome.unavailable} (skipped)`)
-  }
-  for (let round = 1; round <= timing.rounds; round++) {
-    for (const outcome of [anchor, mine]) {
-      if (outcome.unavailable !== null) continue
-      await runOnce(ctx, scenario, outcome, round, timing)
-    }
-  }
-  for (const outcome of [anchor, mine]) {
-    if (outcome.unavailable !== null) unavailable.set(outcome.spec.id, outcome.unavailable)
-  }
+  const outcomes = newOutcomes<Run>(scenario.targets, unavailable)
+  const [anchor, mine] = outcomes as [Outcome, Outcome]
+  printSkipped(ctx, outcomes)
+  await runRounds(timing.rounds, outcomes, (outcome, round) => runOnce(ctx, scenario, outcome, round, timing))
+  rememberUnavailable(outcomes, unavailable)
   ctx.print("")
   ctx.print(table(scenario, anchor, mine))
-  for (const line of notes([anchor, mine])) ctx.print(line)
+  // Interpretation hints: who saturated, and anything off about the targets.
+  const saturated = " the load generator may cap this number (server capacity could be higher)"
+  for (const line of loadRunNotes(outcomes, saturated)) ctx.print(line)
 
   const anchorBest = best(anchor)
   const oursBest = best(mine)
@@ -382,13 +242,7 @@ const runScenario = async (ctx: SuiteContext, scenario: Scenario, timing: Timing
         : null
     },
     targets: [anchor, mine].map((outcome) => ({
-      id: outcome.spec.id,
-      label: outcome.spec.label,
-      role: outcome.spec.role,
-      argv: outcome.spec.argv,
-      status: best(outcome) === undefined ? "n/a" : "ok",
-      unavailable: outcome.unavailable,
-      best: best(outcome)?.round ?? null,
+      ...targetSummary(outcome, best(outcome)),
       unit: scenario.rateUnit,
       runs: outcome.runs
     }))
@@ -399,14 +253,13 @@ export const echoSuite: Suite = {
   name: "echo",
   description: "TCP throughput, TCP small-message round trips + p99, UDP packets/s vs raw node:net / node:dgram",
   run: async (ctx) => {
-    const base = ctx.quick ? QUICK : FULL
-    const timing: Timing = { ...base, rounds: ctx.rounds ?? base.rounds }
+    const timing = chooseTiming(ctx, FULL, QUICK)
     const selection =
       `best of ${timing.rounds} run(s) per target by the primary rate; p50/p99 come from that same run`
     ctx.print(
       `\n# echo: warm-up ${timing.warmupMs} ms, window ${timing.windowMs} ms, ${timing.rounds} round(s), ` +
         `targets alternate anchor/ours; ${selection}.\n` +
-        `  Before each measurement waits up to ${timing.quietWaitMs / 1000} s for machine CPU < ${QUIET_PCT}% of a core.\n` +
+        `  ${quietWaitNote(timing.quietWaitMs)}\n` +
         "  MB = 10^6 bytes; CPU % is of one core; \"other CPU\" is everything else on the machine during the window."
     )
     const results = []

@@ -13,22 +13,26 @@
  */
 import { spawn, spawnSync } from "node:child_process"
 import { track } from "../lib/children.ts"
+import { BACKGROUND_PCT } from "../lib/notes.ts"
 import { readCpuMs, readMachineBusyMs } from "../lib/procStat.ts"
-import { waitForQuiet } from "../lib/quiet.ts"
+import { waitForQuietMachine } from "../lib/quiet.ts"
 import type { Quiet } from "../lib/quiet.ts"
+import { bestRun, newOutcomes, rememberUnavailable, runRounds } from "../lib/rounds.ts"
+import type { TargetOutcome, Unavailable } from "../lib/rounds.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
-import { childEnv, nodeBin, ourProgram, pinned, repoRoot } from "../lib/system.ts"
-import { formatTable, num, ratio } from "../lib/table.ts"
+import { childEnv, ourProgram, pinned, repoRoot } from "../lib/system.ts"
+import { bestRunsTable } from "../lib/bestRunsTable.ts"
+import { num, pct, ratio } from "../lib/table.ts"
 import type { Align } from "../lib/table.ts"
-import { startTarget } from "../lib/target.ts"
+import { anchorTarget, BENCH_HOST, startTarget } from "../lib/target.ts"
 import type { ExitInfo, TargetSpec } from "../lib/target.ts"
+import { chooseTiming } from "../lib/timing.ts"
 
-const HOST = "127.0.0.1"
 const START_TIMEOUT_MS = 30_000
-const QUIET_PCT = 15
 const CONNECTIONS = 50
 const PIPELINE_DEPTH = 16
 
+/** wrk takes its durations in whole seconds. */
 interface Timing {
   readonly rounds: number
   readonly warmupSec: number
@@ -38,13 +42,6 @@ interface Timing {
 
 const FULL: Timing = { rounds: 2, warmupSec: 1, windowSec: 5, quietWaitMs: 3000 }
 const QUICK: Timing = { rounds: 1, warmupSec: 1, windowSec: 2, quietWaitMs: 1000 }
-
-const anchor = (id: string, label: string, file: string): TargetSpec => ({
-  id,
-  label,
-  role: "anchor",
-  argv: [nodeBin, file, "--host", HOST, "--port", "0"]
-})
 
 const ours = (strategy: "fiber" | "worker", workers: number): TargetSpec => ({
   id: `netkit-http-${strategy}`,
@@ -57,18 +54,18 @@ const ours = (strategy: "fiber" | "worker", workers: number): TargetSpec => ({
     "--workers",
     String(workers),
     "--host",
-    HOST,
+    BENCH_HOST,
     "--port",
     "0"
   ),
   requiredFile: "examples/web-server.ts"
 })
 
-const nodeHttp = anchor("node-http", "node:http (anchor)", "bench/anchors/httpNode.ts")
+const nodeHttp = anchorTarget("node-http", "node:http (anchor)", "bench/anchors/httpNode.ts")
 const targets: ReadonlyArray<TargetSpec> = [
   nodeHttp,
-  anchor("effect-node-http", "effect NodeHttpServer", "bench/anchors/httpEffectPlatform.ts"),
-  anchor("raw-net-canned", "raw node:net canned (reference)", "bench/anchors/httpRawNet.ts"),
+  anchorTarget("effect-node-http", "effect NodeHttpServer", "bench/anchors/httpEffectPlatform.ts"),
+  anchorTarget("raw-net-canned", "raw node:net canned (reference)", "bench/anchors/httpRawNet.ts"),
   ours("fiber", 1),
   ours("worker", 2)
 ]
@@ -181,18 +178,11 @@ interface FailedRun {
 }
 
 type Run = OkRun | FailedRun
-
-interface Outcome {
-  readonly spec: TargetSpec
-  readonly runs: Array<Run>
-  unavailable: string | null
-}
-
-const pct = (value: number | null): string => (value === null ? "-" : `${value.toFixed(0)}%`)
+type Outcome = TargetOutcome<Run>
 
 const runOnce = async (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, round: number, timing: Timing) => {
   const { pinning } = ctx.env
-  const quiet = await waitForQuiet({ maxWaitMs: timing.quietWaitMs, thresholdPct: QUIET_PCT, sampleMs: 250 })
+  const quiet = await waitForQuietMachine(timing.quietWaitMs)
   const started = await startTarget(outcome.spec, { pinning, core: pinning.serverCore, timeoutMs: START_TIMEOUT_MS })
   if (!started.ok) {
     if (round === 1) outcome.unavailable = started.reason
@@ -254,10 +244,7 @@ const runOnce = async (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, 
   }
 }
 
-const best = (outcome: Outcome): OkRun | undefined =>
-  outcome.runs
-    .filter((run): run is OkRun => run.ok)
-    .reduce<OkRun | undefined>((top, run) => (top === undefined || run.wrk.rps > top.wrk.rps ? run : top), undefined)
+const best = (outcome: Outcome): OkRun | undefined => bestRun(outcome, (run) => run.wrk.rps)
 
 const table = (outcomes: ReadonlyArray<Outcome>): string => {
   const anchorBest = best(outcomes[0]!)
@@ -273,36 +260,25 @@ const table = (outcomes: ReadonlyArray<Outcome>): string => {
     "all runs (req/s)"
   ]
   const align: Array<Align> = ["left", "right", "right", "right", "right", "right", "right", "right", "left"]
-  const rows: Array<Array<string>> = []
-  const missing: Array<string> = []
-  for (const outcome of outcomes) {
-    const top = best(outcome)
-    if (top === undefined) {
-      const failure = outcome.runs.find((run): run is FailedRun => !run.ok)
-      missing.push(`${outcome.spec.label}: n/a: ${outcome.unavailable ?? failure?.reason ?? "no runs"}`)
-      continue
-    }
-    rows.push([
-      outcome.spec.label,
-      num(top.wrk.rps),
-      ratio(top.wrk.rps, anchorBest?.wrk.rps),
-      top.wrk.p99Ms === null ? "-" : top.wrk.p99Ms.toFixed(2),
-      pct(top.serverCpuPct),
-      top.cpuUsPerRequest === null ? "-" : top.cpuUsPerRequest.toFixed(2),
-      ratio(top.cpuUsPerRequest ?? undefined, anchorBest?.cpuUsPerRequest ?? undefined),
-      String(top.wrk.errors),
-      outcome.runs.map((run) => (run.ok ? num(run.wrk.rps) : "failed")).join(", ")
-    ])
-  }
-  return [formatTable(headers, rows, align), ...missing].join("\n")
+  const row = (outcome: Outcome, top: OkRun): Array<string> => [
+    outcome.spec.label,
+    num(top.wrk.rps),
+    ratio(top.wrk.rps, anchorBest?.wrk.rps),
+    top.wrk.p99Ms === null ? "-" : top.wrk.p99Ms.toFixed(2),
+    pct(top.serverCpuPct),
+    top.cpuUsPerRequest === null ? "-" : top.cpuUsPerRequest.toFixed(2),
+    ratio(top.cpuUsPerRequest ?? undefined, anchorBest?.cpuUsPerRequest ?? undefined),
+    String(top.wrk.errors),
+    outcome.runs.map((run) => (run.ok ? num(run.wrk.rps) : "failed")).join(", ")
+  ]
+  return bestRunsTable({ headers, align, outcomes, best, row, missingLine: (label, why) => `${label}: n/a: ${why}` })
 }
 
 export const httpSuite: Suite = {
   name: "http",
   description: "HTTP/1.1 hello world with wrk (keep-alive, pipelined x16) vs node:http, effect NodeHttpServer, raw net",
   run: async (ctx) => {
-    const base = ctx.quick ? QUICK : FULL
-    const timing: Timing = { ...base, rounds: ctx.rounds ?? base.rounds }
+    const timing = chooseTiming(ctx, FULL, QUICK)
     ctx.print(
       `\n# http: wrk warm-up ${timing.warmupSec} s, window ${timing.windowSec} s, ${timing.rounds} round(s), targets ` +
         "alternate; best run per target by req/s.\n" +
@@ -315,20 +291,17 @@ export const httpSuite: Suite = {
       return { skipped: missingWrk }
     }
     const results = []
-    const unavailable = new Map<string, string>()
+    const unavailable: Unavailable = new Map()
     for (const scenario of scenarios) {
       ctx.print(`\n== ${scenario.title}`)
-      const outcomes: Array<Outcome> = targets.map((spec) => ({ spec, runs: [], unavailable: unavailable.get(spec.id) ?? null }))
-      for (let round = 1; round <= timing.rounds; round++) {
-        for (const outcome of outcomes) {
-          if (outcome.unavailable !== null) continue
-          await runOnce(ctx, scenario, outcome, round, timing)
-        }
-      }
-      for (const outcome of outcomes) if (outcome.unavailable !== null) unavailable.set(outcome.spec.id, outcome.unavailable)
+      const outcomes = newOutcomes<Run>(targets, unavailable)
+      await runRounds(timing.rounds, outcomes, (outcome, round) => runOnce(ctx, scenario, outcome, round, timing))
+      rememberUnavailable(outcomes, unavailable)
       ctx.print("")
       ctx.print(table(outcomes))
-      const busy = outcomes.flatMap((o) => o.runs).filter((run): run is OkRun => run.ok && (run.otherCpuPct ?? 0) >= 10)
+      const busy = outcomes
+        .flatMap((o) => o.runs)
+        .filter((run): run is OkRun => run.ok && (run.otherCpuPct ?? 0) >= BACKGROUND_PCT)
       if (busy.length > 0) {
         const worst = Math.max(...busy.map((run) => run.otherCpuPct ?? 0))
         ctx.print(`note: other processes used up to ~${worst.toFixed(0)}% of a core during ${busy.length} runs; numbers may be disturbed`)

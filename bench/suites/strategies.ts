@@ -14,37 +14,31 @@
  * is pinned, to core 1. The load generator is light (one request in flight per connection).
  * Targets alternate round by round so that slow drifts of the machine hit all of them.
  */
-import { runLoad } from "../lib/load.ts"
-import { waitForQuiet } from "../lib/quiet.ts"
-import type { Quiet } from "../lib/quiet.ts"
+import { measureOnce } from "../lib/measurement.ts"
+import type { LoadRun } from "../lib/measurement.ts"
+import { disturbedNote, failedRoundNotes, roughExits } from "../lib/notes.ts"
+import { quietWaitNote } from "../lib/quiet.ts"
+import { bestRun, newOutcomes, runRounds } from "../lib/rounds.ts"
+import type { TargetOutcome } from "../lib/rounds.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
-import { nodeBin, ourProgram } from "../lib/system.ts"
+import { ourProgram } from "../lib/system.ts"
 import type { Pinning } from "../lib/system.ts"
-import { formatTable, num } from "../lib/table.ts"
+import { bestRunsTable } from "../lib/bestRunsTable.ts"
+import { num, pct } from "../lib/table.ts"
 import type { Align } from "../lib/table.ts"
-import { startTarget } from "../lib/target.ts"
-import type { ExitInfo, TargetSpec } from "../lib/target.ts"
+import { BENCH_HOST } from "../lib/target.ts"
+import type { TargetSpec } from "../lib/target.ts"
+import { chooseTiming, windowArgs } from "../lib/timing.ts"
+import type { Timing } from "../lib/timing.ts"
 import type { CpuLoadResult } from "../targets/cpuLoad.ts"
 
 const LOAD_SCRIPT = "bench/targets/cpuLoad.ts"
-const START_TIMEOUT_MS = 20_000
-const HOST = "127.0.0.1"
 const WORKERS = 2
 /** Hash rounds per request in the CPU scenario (about 4 ms of one core here). */
 const CPU_ROUNDS = 4000
-/** Machine-wide busy CPU (% of one core) under which it counts as quiet. */
-const QUIET_PCT = 15
-/** Background CPU (other processes, % of one core) above which a run is flagged. */
-const BACKGROUND_PCT = 10
 /** The goal for fork pool and worker against fiber on this 2-core machine. */
 const GOAL = 1.6
 
-interface Timing {
-  readonly rounds: number
-  readonly warmupMs: number
-  readonly windowMs: number
-  readonly quietWaitMs: number
-}
 const FULL: Timing = { rounds: 2, warmupMs: 1000, windowMs: 5000, quietWaitMs: 3000 }
 const QUICK: Timing = { rounds: 1, warmupMs: 500, windowMs: 2000, quietWaitMs: 1000 }
 
@@ -70,7 +64,7 @@ const server = (strategy: StrategyName, rounds: number): TargetSpec => ({
     "--rounds",
     String(rounds),
     "--host",
-    HOST,
+    BENCH_HOST,
     "--port",
     "0"
   ),
@@ -106,23 +100,10 @@ const scenarios: ReadonlyArray<Scenario> = [
   }
 ]
 
-interface RunBase {
-  readonly round: number
-  readonly exit: ExitInfo | null
-  readonly quiet: Quiet
-}
-type Run =
-  | RunBase & { readonly ok: true; readonly result: CpuLoadResult; readonly rate: number; readonly serverCpuPct: number | null }
-  | RunBase & { readonly ok: false; readonly reason: string }
+type Run = LoadRun<{ readonly result: CpuLoadResult; readonly rate: number; readonly serverCpuPct: number | null }>
 type OkRun = Extract<Run, { ok: true }>
+type Outcome = TargetOutcome<Run>
 
-interface TargetOutcome {
-  readonly spec: TargetSpec
-  readonly runs: Array<Run>
-  unavailable: string | null
-}
-
-const pct = (value: number | null | undefined): string => (value === null || value === undefined ? "-" : `${value.toFixed(0)}%`)
 /** Like the table module's ratio, but a child per connection is ~1000x slower than the pool: keep 2 digits. */
 const ratio = (ours: number, baseline: number | undefined): string =>
   baseline === undefined || baseline === 0 ? "-" : `${ours / baseline >= 0.1 ? (ours / baseline).toFixed(2) : (ours / baseline).toPrecision(2)}x`
@@ -131,71 +112,42 @@ const ms = (us: number): string => (us / 1000).toFixed(us < 10_000 ? 2 : 1)
 /** The server unpinned (both cores), the load generator pinned to the load core (1). */
 const serverPinning = (pinning: Pinning): Pinning => ({ ...pinning, enabled: false })
 
-const runOnce = async (ctx: SuiteContext, scenario: Scenario, outcome: TargetOutcome, round: number, timing: Timing) => {
-  const { pinning } = ctx.env
-  const quiet = await waitForQuiet({ maxWaitMs: timing.quietWaitMs, thresholdPct: QUIET_PCT, sampleMs: 250 })
-  if (!quiet.quiet) {
-    ctx.print(`  (machine still busy after ${(quiet.waitedMs / 1000).toFixed(1)} s: ${pct(quiet.busyPct)} of a core; measuring anyway)`)
-  }
-  const started = await startTarget(outcome.spec, { pinning: serverPinning(pinning), core: 0, timeoutMs: START_TIMEOUT_MS })
-  const label = `  ${scenario.id} round ${round}: ${outcome.spec.label}`
-  if (!started.ok) {
-    if (round === 1) outcome.unavailable = started.reason
-    outcome.runs.push({ round, ok: false, reason: started.reason, exit: null, quiet })
-    ctx.print(`${label}: n/a: ${started.reason}`)
-    return
-  }
-  const target = started.target
-  let exit: ExitInfo | null = null
-  try {
-    const load = await runLoad(
-      LOAD_SCRIPT,
-      [
-        ...scenario.loadArgs,
-        "--host",
-        target.host,
-        "--port",
-        String(target.port),
-        "--warmup-ms",
-        String(timing.warmupMs),
-        "--window-ms",
-        String(timing.windowMs),
-        "--server-pid",
-        String(target.pid)
-      ],
-      { pinning, core: pinning.loadCore, timeoutMs: timing.warmupMs + timing.windowMs + 20_000 }
-    )
-    const crashed = target.exited() ? ` (server exited; output: ${target.tail()})` : ""
-    exit = await target.stop()
-    if (!load.ok) {
-      outcome.runs.push({ round, ok: false, reason: load.reason + crashed, exit, quiet })
-      ctx.print(`${label}: failed: ${load.reason}${crashed}`)
-      return
-    }
-    const result = load.result as unknown as CpuLoadResult
-    const expected = scenario.id === "cpu-requests" ? "requests" : "connect"
-    if (result.mode !== expected || typeof result.windowMs !== "number") {
-      const reason = `unexpected load generator result: ${JSON.stringify(load.result).slice(0, 200)}`
-      outcome.runs.push({ round, ok: false, reason, exit, quiet })
-      ctx.print(`${label}: failed: ${reason}`)
-      return
-    }
-    const rate = result.count / (result.windowMs / 1000)
-    const serverCpuPct = result.serverCpuMs === null ? null : (result.serverCpuMs / result.windowMs) * 100
-    outcome.runs.push({ round, ok: true, result, rate, serverCpuPct, exit, quiet })
-    ctx.print(
-      `${label}: ${num(rate, 1)} ${scenario.rateUnit}, mean ${ms(result.meanUs)} ms` +
+const runOnce = (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, round: number, timing: Timing) =>
+  measureOnce(ctx, outcome, round, {
+    scenarioId: scenario.id,
+    quietWaitMs: timing.quietWaitMs,
+    server: { pinning: serverPinning(ctx.env.pinning), core: 0 },
+    loadScript: LOAD_SCRIPT,
+    loadArgs: (target) => [
+      ...scenario.loadArgs,
+      "--host",
+      target.host,
+      "--port",
+      String(target.port),
+      ...windowArgs(timing),
+      "--server-pid",
+      String(target.pid)
+    ],
+    loadTimeoutMs: timing.warmupMs + timing.windowMs + 20_000,
+    interpret: (load, crashed) => {
+      if (!load.ok) return { ok: false, reason: load.reason + crashed }
+      const result = load.result as unknown as CpuLoadResult
+      const expected = scenario.id === "cpu-requests" ? "requests" : "connect"
+      if (result.mode !== expected || typeof result.windowMs !== "number") {
+        return { ok: false, reason: `unexpected load generator result: ${JSON.stringify(load.result).slice(0, 200)}` }
+      }
+      const rate = result.count / (result.windowMs / 1000)
+      const serverCpuPct = result.serverCpuMs === null ? null : (result.serverCpuMs / result.windowMs) * 100
+      const line =
+        `${num(rate, 1)} ${scenario.rateUnit}, mean ${ms(result.meanUs)} ms` +
         ` (server CPU ${pct(serverCpuPct)}, load-gen CPU ${pct(result.loadCpuPct)}, other CPU ${pct(result.otherCpuPct)})`
-    )
-  } finally {
-    if (exit === null) await target.stop()
-  }
-}
+      return { ok: true, figures: { result, rate, serverCpuPct }, line }
+    }
+  })
 
-const best = (outcome: TargetOutcome): OkRun | undefined =>
-  outcome.runs.reduce<OkRun | undefined>((top, run) => (run.ok && (top === undefined || run.rate > top.rate) ? run : top), undefined)
+const best = (outcome: Outcome): OkRun | undefined => bestRun(outcome, (run) => run.rate)
 
-const table = (scenario: Scenario, outcomes: ReadonlyArray<TargetOutcome>): string => {
+const table = (scenario: Scenario, outcomes: ReadonlyArray<Outcome>): string => {
   const baseline = best(outcomes[0]!)
   const headers = [
     "server strategy",
@@ -209,17 +161,9 @@ const table = (scenario: Scenario, outcomes: ReadonlyArray<TargetOutcome>): stri
     `all runs (${scenario.rateUnit})`
   ]
   const align: Array<Align> = ["left", "right", "right", "right", "right", "right", "right", "right", "left"]
-  const rows: Array<Array<string>> = []
-  const missing: Array<string> = []
-  for (const outcome of outcomes) {
-    const top = best(outcome)
-    if (top === undefined) {
-      const failure = outcome.runs.find((run): run is Extract<Run, { ok: false }> => !run.ok)
-      missing.push(`${outcome.spec.label}: n/a: ${outcome.unavailable ?? failure?.reason ?? "no runs"}`)
-      continue
-    }
+  const row = (outcome: Outcome, top: OkRun): Array<string> => {
     const r = top.result
-    rows.push([
+    return [
       outcome.spec.label,
       num(top.rate, 1),
       ratio(top.rate, baseline?.rate),
@@ -229,30 +173,20 @@ const table = (scenario: Scenario, outcomes: ReadonlyArray<TargetOutcome>): stri
       pct(top.serverCpuPct),
       `${pct(r.loadCpuPct)} / ${pct(r.otherCpuPct)}`,
       outcome.runs.map((run) => (run.ok ? num(run.rate, 1) : "failed")).join(", ")
-    ])
+    ]
   }
-  return [formatTable(headers, rows, align), ...missing].join("\n")
+  return bestRunsTable({ headers, align, outcomes, best, row, missingLine: (label, why) => `${label}: n/a: ${why}` })
 }
 
-const notes = (scenario: Scenario, outcomes: ReadonlyArray<TargetOutcome>): Array<string> => {
+/** No load-generator saturation note here: it keeps one request in flight per connection, far from its core. */
+const notes = (scenario: Scenario, outcomes: ReadonlyArray<Outcome>): Array<string> => {
   const lines: Array<string> = []
   const baseline = best(outcomes[0]!)
   for (const outcome of outcomes) {
-    const runs = outcome.runs.filter((run): run is OkRun => run.ok)
-    const disturbed = runs.filter((run) => (run.result.otherCpuPct ?? 0) >= BACKGROUND_PCT)
-    if (disturbed.length > 0) {
-      const worst = Math.max(...disturbed.map((run) => run.result.otherCpuPct ?? 0))
-      lines.push(
-        `note: ${outcome.spec.label}: other processes used up to ${worst.toFixed(0)}% of a core during ` +
-          `${disturbed.length}/${runs.length} runs; the machine was shared, these numbers are disturbed`
-      )
-    }
-    for (const run of runs.length === 0 ? [] : outcome.runs) {
-      if (!run.ok) lines.push(`note: ${outcome.spec.label}: round ${run.round} failed: ${run.reason}`)
-    }
-    const rough = outcome.runs.map((run) => run.exit).filter((exit): exit is ExitInfo =>
-      exit !== null && !exit.exitedEarly && (!exit.graceful || exit.code !== 0)
-    )
+    const disturbed = disturbedNote(outcome, "the machine was shared, these numbers are disturbed")
+    if (disturbed !== undefined) lines.push(disturbed)
+    lines.push(...failedRoundNotes(outcome))
+    const rough = roughExits(outcome)
     if (rough.length > 0) {
       lines.push(`note: ${outcome.spec.label}: did not exit 0 on SIGTERM in ${rough.length} runs (code ${rough[0]!.code})`)
     }
@@ -267,12 +201,8 @@ const notes = (scenario: Scenario, outcomes: ReadonlyArray<TargetOutcome>): Arra
 
 const runScenario = async (ctx: SuiteContext, scenario: Scenario, timing: Timing) => {
   ctx.print(`\n== ${scenario.title}`)
-  const outcomes: Array<TargetOutcome> = scenario.targets.map((spec) => ({ spec, runs: [], unavailable: null }))
-  for (let round = 1; round <= timing.rounds; round++) {
-    for (const outcome of outcomes) {
-      if (outcome.unavailable === null) await runOnce(ctx, scenario, outcome, round, timing)
-    }
-  }
+  const outcomes = newOutcomes<Run>(scenario.targets)
+  await runRounds(timing.rounds, outcomes, (outcome, round) => runOnce(ctx, scenario, outcome, round, timing))
   ctx.print("")
   ctx.print(table(scenario, outcomes))
   for (const line of notes(scenario, outcomes)) ctx.print(line)
@@ -298,8 +228,7 @@ export const strategiesSuite: Suite = {
   name: "strategies",
   description: "CPU-bound requests/s under fiber vs fork pool vs worker pool; connection set-up of fork per connection",
   run: async (ctx) => {
-    const base = ctx.quick ? QUICK : FULL
-    const timing: Timing = { ...base, rounds: ctx.rounds ?? base.rounds }
+    const timing = chooseTiming(ctx, FULL, QUICK)
     const selection = `best of ${timing.rounds} run(s) per target by rate; latencies come from that same run`
     const pinning = ctx.env.pinning.enabled
       ? `server UNPINNED (fork children and worker threads use both cores), load generator pinned to core ${ctx.env.pinning.loadCore}`
@@ -308,7 +237,7 @@ export const strategiesSuite: Suite = {
       `\n# strategies: warm-up ${timing.warmupMs} ms, window ${timing.windowMs} ms, ${timing.rounds} round(s), ` +
         `targets alternate; ${selection}.\n` +
         `  Pinning for this suite: ${pinning}.\n` +
-        `  Before each measurement waits up to ${timing.quietWaitMs / 1000} s for machine CPU < ${QUIET_PCT}% of a core.\n` +
+        `  ${quietWaitNote(timing.quietWaitMs)}\n` +
         "  CPU % is of one core (200% = both); server CPU counts its children and threads; " +
         "\"other CPU\" is everything else on the machine during the window."
     )
