@@ -36,14 +36,22 @@ export interface MeasureOptions<F extends object> {
   /** Prefix of the progress lines. */
   readonly scenarioId: string
   readonly quietWaitMs: number
-  /** Where the server runs; the load generator always runs pinned to the load core. */
-  readonly server: { readonly pinning: Pinning; readonly core: number }
+  /** Where the server runs (default: pinned to the server core); the load generator always runs on the load core. */
+  readonly server?: { readonly pinning: Pinning; readonly core: number }
   readonly loadScript: string
   readonly loadArgs: (target: RunningTarget) => ReadonlyArray<string>
   readonly loadTimeoutMs: number
   /** `crashed` describes a server that died during the run ("" when it did not). Called after the server stopped. */
   readonly interpret: (load: LoadOutcome, crashed: string) => Interpreted<F>
 }
+
+/** The load generator flags for the started target's address. */
+export const addressArgs = (target: RunningTarget): Array<string> => [
+  "--host",
+  target.host,
+  "--port",
+  String(target.port)
+]
 
 export const measureOnce = async <F extends object>(
   ctx: SuiteContext,
@@ -53,7 +61,8 @@ export const measureOnce = async <F extends object>(
 ): Promise<void> => {
   const { pinning } = ctx.env
   const quiet = await waitForQuietMachine(options.quietWaitMs, ctx.print)
-  const started = await startTarget(outcome.spec, { ...options.server, timeoutMs: START_TIMEOUT_MS })
+  const server = options.server ?? { pinning, core: pinning.serverCore }
+  const started = await startTarget(outcome.spec, { ...server, timeoutMs: START_TIMEOUT_MS })
   const label = `  ${options.scenarioId} round ${round}: ${outcome.spec.label}`
   if (!started.ok) {
     if (round === 1) outcome.unavailable = started.reason

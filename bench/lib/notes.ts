@@ -34,10 +34,15 @@ export const loadSaturatedNote = <R extends LoadRunShape>(
 }
 
 export const failedRoundNotes = <R extends RunShape>(outcome: TargetOutcome<R>): Array<string> =>
-  failedRunsBesideOk(outcome).map((run: FailedShape) => `note: ${outcome.spec.label}: round ${run.round} failed: ${run.reason}`)
+  failedRunsBesideOk(outcome).map(
+    (run: FailedShape) => `note: ${outcome.spec.label}: round ${run.round} failed: ${run.reason}`
+  )
 
 /** When other processes used a share of a core during runs; `consequence` ends the line. */
-export const disturbedNote = <R extends LoadRunShape>(outcome: TargetOutcome<R>, consequence: string): string | undefined => {
+export const disturbedNote = <R extends LoadRunShape>(
+  outcome: TargetOutcome<R>,
+  consequence: string
+): string | undefined => {
   const runs = okRuns(outcome)
   const disturbed = runs.filter((run) => (run.result.otherCpuPct ?? 0) >= BACKGROUND_PCT)
   if (disturbed.length === 0) return undefined

@@ -28,37 +28,37 @@ export interface TargetOutcome<R extends RunShape> {
  */
 export type Unavailable = Map<string, string>
 
-export const newOutcomes = <R extends RunShape>(
+/**
+ * All rounds of one scenario: each round runs every available target once, in order, so they alternate. With
+ * `carry`, targets an earlier scenario could not start are skipped (and said so when `announceSkipped`), and
+ * those this scenario could not start are added for the next ones.
+ */
+export const measureRounds = async <R extends RunShape>(
+  ctx: SuiteContext,
   specs: ReadonlyArray<TargetSpec>,
-  unavailable?: Unavailable
-): Array<TargetOutcome<R>> => specs.map((spec) => ({ spec, runs: [], unavailable: unavailable?.get(spec.id) ?? null }))
-
-/** Says which targets an earlier scenario found unavailable. */
-export const printSkipped = <R extends RunShape>(ctx: SuiteContext, outcomes: ReadonlyArray<TargetOutcome<R>>) => {
-  for (const outcome of outcomes) {
-    if (outcome.unavailable !== null) ctx.print(`  ${outcome.spec.label}: n/a: ${outcome.unavailable} (skipped)`)
-  }
-}
-
-/** Runs every available target once per round, in order, so they alternate. */
-export const runRounds = async <R extends RunShape>(
   rounds: number,
-  outcomes: ReadonlyArray<TargetOutcome<R>>,
-  runOnce: (outcome: TargetOutcome<R>, round: number) => Promise<void>
-): Promise<void> => {
+  runOnce: (outcome: TargetOutcome<R>, round: number) => Promise<void>,
+  carry?: { readonly unavailable: Unavailable; readonly announceSkipped: boolean }
+): Promise<Array<TargetOutcome<R>>> => {
+  const outcomes: Array<TargetOutcome<R>> = specs.map((spec) => ({
+    spec,
+    runs: [],
+    unavailable: carry?.unavailable.get(spec.id) ?? null
+  }))
+  if (carry?.announceSkipped === true) {
+    for (const outcome of outcomes) {
+      if (outcome.unavailable !== null) ctx.print(`  ${outcome.spec.label}: n/a: ${outcome.unavailable} (skipped)`)
+    }
+  }
   for (let round = 1; round <= rounds; round++) {
     for (const outcome of outcomes) {
       if (outcome.unavailable === null) await runOnce(outcome, round)
     }
   }
-}
-
-/** Carries the targets that could not start over to the suite's next scenarios. */
-export const rememberUnavailable = <R extends RunShape>(
-  outcomes: ReadonlyArray<TargetOutcome<R>>,
-  unavailable: Unavailable
-): void => {
-  for (const outcome of outcomes) if (outcome.unavailable !== null) unavailable.set(outcome.spec.id, outcome.unavailable)
+  for (const outcome of outcomes) {
+    if (outcome.unavailable !== null) carry?.unavailable.set(outcome.spec.id, outcome.unavailable)
+  }
+  return outcomes
 }
 
 export const okRuns = <R extends RunShape>(outcome: TargetOutcome<R>): Array<Extract<R, { ok: true }>> =>

@@ -10,18 +10,11 @@
  * (`bench/load/chatLoad.ts`) pinned to the other; targets alternate round by round (anchor, ours, ...) so slow
  * drifts of the machine hit both.
  */
-import { measureOnce } from "../lib/measurement.ts"
+import { addressArgs, measureOnce } from "../lib/measurement.ts"
 import type { LoadRun } from "../lib/measurement.ts"
 import { loadRunNotes } from "../lib/notes.ts"
 import { quietWaitNote } from "../lib/quiet.ts"
-import {
-  bestRun,
-  newOutcomes,
-  printSkipped,
-  rememberUnavailable,
-  runRounds,
-  targetSummary
-} from "../lib/rounds.ts"
+import { bestRun, measureRounds, targetSummary } from "../lib/rounds.ts"
 import type { TargetOutcome, Unavailable } from "../lib/rounds.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
 import { ourProgram } from "../lib/system.ts"
@@ -91,13 +84,9 @@ const runOnce = (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, round:
   measureOnce(ctx, outcome, round, {
     scenarioId: scenario.id,
     quietWaitMs: timing.quietWaitMs,
-    server: { pinning: ctx.env.pinning, core: ctx.env.pinning.serverCore },
     loadScript: LOAD_SCRIPT,
     loadArgs: (target) => [
-      "--host",
-      target.host,
-      "--port",
-      String(target.port),
+      ...addressArgs(target),
       "--senders",
       String(scenario.senders),
       "--receivers",
@@ -113,15 +102,16 @@ const runOnce = (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, round:
     loadTimeoutMs: 60_000 + timing.warmupMs + timing.windowMs + 15_000,
     interpret: (load, crashed) => {
       if (!load.ok || typeof load.result["delivered"] !== "number") {
-        const reason = (load.ok ? `unexpected result: ${JSON.stringify(load.result).slice(0, 200)}` : load.reason) + crashed
-        return { ok: false, reason }
+        const unexpected = load.ok ? `unexpected result: ${JSON.stringify(load.result).slice(0, 200)}` : load.reason
+        return { ok: false, reason: unexpected + crashed }
       }
       const result = load.result as unknown as ChatLoadResult
       const rate = result.delivered / (result.windowMs / 1000)
       const serverCpuPct = result.serverCpuMs === null ? null : (result.serverCpuMs / result.windowMs) * 100
       const line =
         `${num(rate)} msgs/s, p99 ${num(result.p99Us)} µs` +
-        ` (server CPU ${pct(serverCpuPct)}, load-gen CPU ${pct(result.loadCpuPct)}, other CPU ${pct(result.otherCpuPct)},` +
+        ` (server CPU ${pct(serverCpuPct)}, load-gen CPU ${pct(result.loadCpuPct)},` +
+        ` other CPU ${pct(result.otherCpuPct)},` +
         ` setup ${num(result.setupMs)} ms)`
       return { ok: true, figures: { result, rate, serverCpuPct }, line }
     }
@@ -167,10 +157,13 @@ const table = (outcomes: ReadonlyArray<Outcome>): string => {
 
 const runScenario = async (ctx: SuiteContext, scenario: Scenario, timing: Timing, unavailable: Unavailable) => {
   ctx.print(`\n== ${scenario.title}`)
-  const outcomes = newOutcomes<Run>(targets, unavailable)
-  printSkipped(ctx, outcomes)
-  await runRounds(timing.rounds, outcomes, (outcome, round) => runOnce(ctx, scenario, outcome, round, timing))
-  rememberUnavailable(outcomes, unavailable)
+  const outcomes = await measureRounds<Run>(
+    ctx,
+    targets,
+    timing.rounds,
+    (outcome, round) => runOnce(ctx, scenario, outcome, round, timing),
+    { unavailable, announceSkipped: true }
+  )
   ctx.print("")
   ctx.print(table(outcomes))
   for (const line of loadRunNotes(outcomes, " it may cap this number")) ctx.print(line)

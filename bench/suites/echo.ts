@@ -8,18 +8,11 @@
  * fresh load generator pinned to the other; targets alternate round by round
  * (anchor, ours, anchor, ours, ...) so slow drifts of the machine hit both.
  */
-import { measureOnce } from "../lib/measurement.ts"
+import { addressArgs, measureOnce } from "../lib/measurement.ts"
 import type { LoadRun } from "../lib/measurement.ts"
 import { loadRunNotes } from "../lib/notes.ts"
 import { quietWaitNote } from "../lib/quiet.ts"
-import {
-  bestRun,
-  newOutcomes,
-  printSkipped,
-  rememberUnavailable,
-  runRounds,
-  targetSummary
-} from "../lib/rounds.ts"
+import { bestRun, measureRounds, targetSummary } from "../lib/rounds.ts"
 import type { TargetOutcome, Unavailable } from "../lib/rounds.ts"
 import { bestRunsTable } from "../lib/bestRunsTable.ts"
 import { num, pct, ratio } from "../lib/table.ts"
@@ -45,7 +38,17 @@ const ours = (transport: "tcp" | "udp"): TargetSpec => ({
   id: `netkit-${transport}-fiber`,
   label: "effect-netkit echo (fiber)",
   role: "ours",
-  argv: ourProgram("examples/echo-server.ts", "--transport", transport, "--strategy", "fiber", "--host", BENCH_HOST, "--port", "0"),
+  argv: ourProgram(
+    "examples/echo-server.ts",
+    "--transport",
+    transport,
+    "--strategy",
+    "fiber",
+    "--host",
+    BENCH_HOST,
+    "--port",
+    "0"
+  ),
   requiredFile: "examples/echo-server.ts"
 })
 
@@ -132,15 +135,11 @@ const runOnce = (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, round:
   measureOnce(ctx, outcome, round, {
     scenarioId: scenario.id,
     quietWaitMs: timing.quietWaitMs,
-    server: { pinning: ctx.env.pinning, core: ctx.env.pinning.serverCore },
     loadScript: LOAD_SCRIPT,
     loadArgs: (target) => [
       "--mode",
       scenario.id,
-      "--host",
-      target.host,
-      "--port",
-      String(target.port),
+      ...addressArgs(target),
       ...scenario.loadArgs,
       ...windowArgs(timing),
       "--server-pids",
@@ -218,11 +217,14 @@ const table = (scenario: Scenario, anchor: Outcome, mine: Outcome): string => {
 
 const runScenario = async (ctx: SuiteContext, scenario: Scenario, timing: Timing, unavailable: Unavailable) => {
   ctx.print(`\n== ${scenario.title}`)
-  const outcomes = newOutcomes<Run>(scenario.targets, unavailable)
+  const outcomes = await measureRounds<Run>(
+    ctx,
+    scenario.targets,
+    timing.rounds,
+    (outcome, round) => runOnce(ctx, scenario, outcome, round, timing),
+    { unavailable, announceSkipped: true }
+  )
   const [anchor, mine] = outcomes as [Outcome, Outcome]
-  printSkipped(ctx, outcomes)
-  await runRounds(timing.rounds, outcomes, (outcome, round) => runOnce(ctx, scenario, outcome, round, timing))
-  rememberUnavailable(outcomes, unavailable)
   ctx.print("")
   ctx.print(table(scenario, anchor, mine))
   // Interpretation hints: who saturated, and anything off about the targets.

@@ -17,7 +17,7 @@ import { BACKGROUND_PCT } from "../lib/notes.ts"
 import { readCpuMs, readMachineBusyMs } from "../lib/procStat.ts"
 import { waitForQuietMachine } from "../lib/quiet.ts"
 import type { Quiet } from "../lib/quiet.ts"
-import { bestRun, newOutcomes, rememberUnavailable, runRounds } from "../lib/rounds.ts"
+import { bestRun, measureRounds } from "../lib/rounds.ts"
 import type { TargetOutcome, Unavailable } from "../lib/rounds.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
 import { childEnv, ourProgram, pinned, repoRoot } from "../lib/system.ts"
@@ -294,9 +294,14 @@ export const httpSuite: Suite = {
     const unavailable: Unavailable = new Map()
     for (const scenario of scenarios) {
       ctx.print(`\n== ${scenario.title}`)
-      const outcomes = newOutcomes<Run>(targets, unavailable)
-      await runRounds(timing.rounds, outcomes, (outcome, round) => runOnce(ctx, scenario, outcome, round, timing))
-      rememberUnavailable(outcomes, unavailable)
+      // Unlike echo and chat, http has never announced skipped targets; the table names them.
+      const outcomes = await measureRounds<Run>(
+        ctx,
+        targets,
+        timing.rounds,
+        (outcome, round) => runOnce(ctx, scenario, outcome, round, timing),
+        { unavailable, announceSkipped: false }
+      )
       ctx.print("")
       ctx.print(table(outcomes))
       const busy = outcomes

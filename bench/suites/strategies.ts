@@ -14,11 +14,11 @@
  * is pinned, to core 1. The load generator is light (one request in flight per connection).
  * Targets alternate round by round so that slow drifts of the machine hit all of them.
  */
-import { measureOnce } from "../lib/measurement.ts"
+import { addressArgs, measureOnce } from "../lib/measurement.ts"
 import type { LoadRun } from "../lib/measurement.ts"
 import { disturbedNote, failedRoundNotes, roughExits } from "../lib/notes.ts"
 import { quietWaitNote } from "../lib/quiet.ts"
-import { bestRun, newOutcomes, runRounds } from "../lib/rounds.ts"
+import { bestRun, measureRounds } from "../lib/rounds.ts"
 import type { TargetOutcome } from "../lib/rounds.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
 import { ourProgram } from "../lib/system.ts"
@@ -120,10 +120,7 @@ const runOnce = (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, round:
     loadScript: LOAD_SCRIPT,
     loadArgs: (target) => [
       ...scenario.loadArgs,
-      "--host",
-      target.host,
-      "--port",
-      String(target.port),
+      ...addressArgs(target),
       ...windowArgs(timing),
       "--server-pid",
       String(target.pid)
@@ -201,8 +198,9 @@ const notes = (scenario: Scenario, outcomes: ReadonlyArray<Outcome>): Array<stri
 
 const runScenario = async (ctx: SuiteContext, scenario: Scenario, timing: Timing) => {
   ctx.print(`\n== ${scenario.title}`)
-  const outcomes = newOutcomes<Run>(scenario.targets)
-  await runRounds(timing.rounds, outcomes, (outcome, round) => runOnce(ctx, scenario, outcome, round, timing))
+  const outcomes = await measureRounds<Run>(ctx, scenario.targets, timing.rounds, (outcome, round) =>
+    runOnce(ctx, scenario, outcome, round, timing)
+  )
   ctx.print("")
   ctx.print(table(scenario, outcomes))
   for (const line of notes(scenario, outcomes)) ctx.print(line)
