@@ -2,7 +2,7 @@
  * Strategies suite: what the `fork` and `worker` strategies buy for CPU-bound handlers, and what a
  * fresh child per connection costs.
  *
- * 1. CPU-bound requests: `bench/targets/cpuServer.ts` (a few ms of sha256 per 64-byte request) under
+ * 1. CPU-bound requests: `bench/targets/cpuServer.ts` (a few ms of FNV-1a hashing in JavaScript per 64-byte request) under
  *    `fiber`, `fork` (pool of 2) and `worker` (pool of 2); 8 connections, one request in flight each.
  *    Requests/s and the ratio to `fiber`, which runs every handler on the server's one thread.
  * 2. Connection set-up: connect + one small request (no hashing) + close, in 2 loops, under
@@ -31,11 +31,12 @@ import type { TargetSpec } from "../lib/target.ts"
 import { chooseTiming, windowArgs } from "../lib/timing.ts"
 import type { Timing } from "../lib/timing.ts"
 import type { CpuLoadResult } from "../targets/cpuLoad.ts"
+import * as CpuHandler from "../targets/cpuHandler.ts"
 
 const LOAD_SCRIPT = "bench/targets/cpuLoad.ts"
 const WORKERS = 2
 /** Hash rounds per request in the CPU scenario (about 4 ms of one core here). */
-const CPU_ROUNDS = 4000
+const CPU_ROUNDS = CpuHandler.defaultRounds
 /** The goal for fork pool and worker against fiber on this 2-core machine. */
 const GOAL = 1.6
 
@@ -84,7 +85,7 @@ interface Scenario {
 const scenarios: ReadonlyArray<Scenario> = [
   {
     id: "cpu-requests",
-    title: `CPU-bound requests: ${CPU_ROUNDS} sha256 rounds per 64-byte request, 8 connections, one request in flight each`,
+    title: `CPU-bound requests: ${CPU_ROUNDS} FNV-1a rounds (JavaScript) per 64-byte request, 8 connections, one request in flight each`,
     params: { rounds: CPU_ROUNDS, connections: 8, requestBytes: 64, workers: WORKERS },
     targets: [server("fiber", CPU_ROUNDS), server("fork", CPU_ROUNDS), server("worker", CPU_ROUNDS)],
     rateUnit: "requests/s",
