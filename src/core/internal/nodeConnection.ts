@@ -118,15 +118,18 @@ export const open = (
       return Cause.done()
     }
 
-    const read: Pull.Pull<Batch, Connection.ConnectionError> = Effect.suspend(() => {
-      if (pending.length > 0 || failure !== undefined || ended) return takePending()
-      return Effect.callback<Batch, Connection.ConnectionError | Cause.Done>((resume) => {
-        waiter = resume
-        return Effect.sync(() => {
-          if (waiter === resume) waiter = undefined
-        })
-      })
-    }) as Pull.Pull<Batch, Connection.ConnectionError>
+    // Built once per connection, not per read: a connection has at most one pending read, so
+    // cancelling simply forgets the waiter.
+    const forgetWaiter = Effect.sync(() => {
+      waiter = undefined
+    })
+    const awaitData = Effect.callback<Batch, Connection.ConnectionError | Cause.Done>((resume) => {
+      waiter = resume
+      return forgetWaiter
+    })
+    const read: Pull.Pull<Batch, Connection.ConnectionError> = Effect.suspend(() =>
+      pending.length > 0 || failure !== undefined || ended ? takePending() : awaitData
+    ) as Pull.Pull<Batch, Connection.ConnectionError>
 
     const awaitDrain = Effect.callback<void, Connection.ConnectionError>((resume) => {
       const cleanup = () => {
