@@ -136,6 +136,17 @@ describe("binding", () => {
       assert.include(error.message, `127.0.0.1:${port}`)
     }))
 
+  it.live("reusePort lets two TCP listeners bind the same port; without it the port is refused", () =>
+    Effect.gen(function*() {
+      const first = yield* StreamListener.make(Transport.tcp({ reusePort: true }))
+      const port = (first.address as { port: number }).port
+      const second = yield* StreamListener.make(Transport.tcp({ port, reusePort: true }))
+      assert.strictEqual((second.address as { port: number }).port, port)
+      // Without the option the same port is refused.
+      const refused = yield* StreamListener.make(Transport.tcp({ port })).pipe(Effect.flip)
+      assert.strictEqual(refused.kind, "AddressInUse")
+    }))
+
   it.live("a UDP port in use is a BindError with kind AddressInUse", () =>
     Effect.gen(function*() {
       const first = yield* DatagramListener.make(Transport.udp())
