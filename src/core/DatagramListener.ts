@@ -35,6 +35,45 @@ const sendFailed = (cause: unknown) =>
   new Datagram.DatagramError({ reason: "SendFailed", message: `reply not sent: ${String(cause)}`, cause })
 
 /**
+ * The part both datagram listeners share: a bounded queue that socket callbacks feed, counting
+ * what it drops, and an idempotent stop that discards what is still queued.
+ */
+const makeInbox = Effect.fnUntraced(function*(options: Options | undefined) {
+  const queue = yield* Queue.bounded<Listener.IncomingDatagram, Cause.Done>(options?.maxPending ?? defaultMaxPending)
+  let nextId = 0
+  let dropped = 0
+  let stopped = false
+  const stop = Effect.suspend(() => {
+    if (stopped) return Effect.void
+    stopped = true
+    return Effect.asVoid(Effect.andThen(Queue.clear(queue), Queue.end(queue)))
+  })
+  yield* Effect.addFinalizer(() => stop)
+  return {
+    /** Queues one datagram from a socket callback; ignored after `stop`, counted when the queue is full. */
+    offer: (datagram: Datagram.Datagram): void => {
+      if (stopped) return
+      if (!Queue.offerUnsafe(queue, { _tag: "IncomingDatagram", id: ++nextId, datagram })) dropped++
+    },
+    /** The socket can deliver nothing more: consumers see the end once the queue is empty. */
+    end: (): void => {
+      Queue.endUnsafe(queue)
+    },
+    /** The `Listener` service over this inbox. */
+    listener: (transport: Transport.DatagramTransport, kind: Transport.Kind, address: NetAddress.SocketAddress) =>
+      Listener.Listener.of({
+        transport,
+        kind,
+        address,
+        accept: Queue.take(queue),
+        incoming: Stream.fromQueue(queue),
+        stop,
+        dropped: Effect.sync(() => dropped)
+      })
+  }
+})
+
+/**
  * One received UDP datagram. The sender's address and its printed form are computed on first
  * use: most handlers only `reply`, and parsing an address per datagram is measurable at UDP rates.
  */
@@ -74,10 +113,7 @@ class UdpDatagram implements Datagram.Datagram {
 // pinned): 122k packets/s through NodeDatagramSocket, 152k through this, 181k for a raw dgram echo.
 const makeUdp = Effect.fnUntraced(function*(transport: Transport.Udp, options?: Options) {
   const host = transport.host ?? Transport.defaultHost
-  const queue = yield* Queue.bounded<Listener.IncomingDatagram, Cause.Done>(options?.maxPending ?? defaultMaxPending)
-  let nextId = 0
-  let dropped = 0
-  let stopped = false
+  const inbox = yield* makeInbox(options)
   const socket = yield* Effect.acquireRelease(
     Effect.callback<Dgram.Socket, Listener.BindError>((resume) => {
       const socket = Dgram.createSocket({
@@ -100,39 +136,15 @@ const makeUdp = Effect.fnUntraced(function*(transport: Transport.Udp, options?: 
   )
   // Receive errors (ICMP port unreachable from a previous reply, say) do not end a UDP socket.
   socket.on("error", () => {})
-  socket.on("message", (payload: Buffer, remote: Dgram.RemoteInfo) => {
-    if (stopped) return
-    const incoming: Listener.IncomingDatagram = {
-      _tag: "IncomingDatagram",
-      id: ++nextId,
-      datagram: new UdpDatagram(payload, socket, remote.address, remote.port)
-    }
-    if (!Queue.offerUnsafe(queue, incoming)) dropped++
-  })
+  socket.on("message", (payload: Buffer, remote: Dgram.RemoteInfo) =>
+    inbox.offer(new UdpDatagram(payload, socket, remote.address, remote.port)))
   const info = socket.address()
-  const stop = Effect.suspend(() => {
-    if (stopped) return Effect.void
-    stopped = true
-    return Effect.andThen(Queue.clear(queue), Queue.end(queue))
-  })
-  yield* Effect.addFinalizer(() => stop)
-  return Listener.Listener.of({
-    transport,
-    kind: "udp",
-    address: NetAddress.inetAddressFromIpStringUnsafe(info.address, info.port),
-    accept: Queue.take(queue),
-    incoming: Stream.fromQueue(queue),
-    stop: Effect.asVoid(stop),
-    dropped: Effect.sync(() => dropped)
-  })
+  return inbox.listener(transport, "udp", NetAddress.inetAddressFromIpStringUnsafe(info.address, info.port))
 })
 
 const makeUnixDatagram = Effect.fnUntraced(function*(transport: Transport.UnixDatagram, options?: Options) {
   yield* UnixPath.prepare(transport.path, "datagram")
-  const queue = yield* Queue.bounded<Listener.IncomingDatagram, Cause.Done>(options?.maxPending ?? defaultMaxPending)
-  let nextId = 0
-  let dropped = 0
-  let stopped = false
+  const inbox = yield* makeInbox(options)
 
   const socket = yield* Effect.acquireRelease(
     Effect.try({
@@ -153,7 +165,7 @@ const makeUnixDatagram = Effect.fnUntraced(function*(transport: Transport.UnixDa
   const inode = UnixPath.inodeOf(transport.path)
   yield* Effect.addFinalizer(() => Effect.sync(() => UnixPath.removeIfOurs(transport.path, inode)))
   // The addon reports receive errors by closing the socket; nothing more will arrive.
-  socket.on("error", () => Queue.endUnsafe(queue))
+  socket.on("error", inbox.end)
 
   const reply = (to: string) => (payload: Uint8Array | string) =>
     to === ""
@@ -174,36 +186,15 @@ const makeUnixDatagram = Effect.fnUntraced(function*(transport: Transport.UnixDa
         }
       })
 
-  socket.on("data", (payload: Buffer, from: string) => {
-    if (stopped) return
-    const incoming: Listener.IncomingDatagram = {
-      _tag: "IncomingDatagram",
-      id: ++nextId,
-      datagram: {
-        transport: "unix-dgram",
-        payload,
-        sender: from === "" ? undefined : NetAddress.unixPathAddress(from),
-        peer: from === "" ? "anonymous" : from,
-        reply: reply(from)
-      }
-    }
-    if (!Queue.offerUnsafe(queue, incoming)) dropped++
-  })
-  const stop = Effect.suspend(() => {
-    if (stopped) return Effect.void
-    stopped = true
-    return Effect.andThen(Queue.clear(queue), Queue.end(queue))
-  })
-  yield* Effect.addFinalizer(() => stop)
-  return Listener.Listener.of({
-    transport,
-    kind: "unix-dgram",
-    address: NetAddress.unixPathAddress(transport.path),
-    accept: Queue.take(queue),
-    incoming: Stream.fromQueue(queue),
-    stop: Effect.asVoid(stop),
-    dropped: Effect.sync(() => dropped)
-  })
+  socket.on("data", (payload: Buffer, from: string) =>
+    inbox.offer({
+      transport: "unix-dgram",
+      payload,
+      sender: from === "" ? undefined : NetAddress.unixPathAddress(from),
+      peer: from === "" ? "anonymous" : from,
+      reply: reply(from)
+    }))
+  return inbox.listener(transport, "unix-dgram", NetAddress.unixPathAddress(transport.path))
 })
 
 /**
