@@ -15,6 +15,7 @@ import { Buffer } from "node:buffer"
 import * as Dgram from "node:dgram"
 import * as Datagram from "./Datagram.ts"
 import * as Listener from "./Listener.ts"
+import * as Metrics from "./Metrics.ts"
 import * as Transport from "./Transport.ts"
 import * as BindErrors from "./internal/bindError.ts"
 import * as UnixPath from "./internal/unixPath.ts"
@@ -33,6 +34,14 @@ export const defaultMaxPending = 4096
 
 const sendFailed = (cause: unknown) =>
   new Datagram.DatagramError({ reason: "SendFailed", message: `reply not sent: ${String(cause)}`, cause })
+
+/** Settles a reply from the socket's send callback: counted as bytes out, or a `SendFailed`. */
+const settleReply = (
+  kind: Transport.Kind,
+  bytes: number,
+  resume: (effect: Effect.Effect<void, Datagram.DatagramError>) => void
+) =>
+(error: Error | null | undefined): void => resume(error ? Effect.fail(sendFailed(error)) : Metrics.sent(kind, bytes))
 
 /**
  * The part both datagram listeners share: a bounded queue that socket callbacks feed, counting
@@ -99,7 +108,8 @@ class UdpDatagram implements Datagram.Datagram {
   reply(payload: Uint8Array | string): Effect.Effect<void, Datagram.DatagramError> {
     return Effect.callback<void, Datagram.DatagramError>((resume) => {
       try {
-        this.#socket.send(payload, this.#port, this.#host, (error) => resume(error ? Effect.fail(sendFailed(error)) : Effect.void))
+        const bytes = typeof payload === "string" ? Buffer.byteLength(payload) : payload.byteLength
+        this.#socket.send(payload, this.#port, this.#host, settleReply("udp", bytes, resume))
       } catch (error) {
         resume(Effect.fail(sendFailed(error)))
       }
@@ -180,7 +190,7 @@ const makeUnixDatagram = Effect.fnUntraced(function*(transport: Transport.UnixDa
           ? Buffer.from(payload)
           : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
         try {
-          socket.sendTo(buffer, 0, buffer.length, to, (error) => resume(error ? Effect.fail(sendFailed(error)) : Effect.void))
+          socket.sendTo(buffer, 0, buffer.length, to, settleReply("unix-dgram", buffer.length, resume))
         } catch (error) {
           resume(Effect.fail(sendFailed(error)))
         }

@@ -16,7 +16,7 @@ export const connectionsAccepted = Metric.counter("netkit_connections_accepted_t
 })
 /** @category metrics */
 export const connectionsRejected = Metric.counter("netkit_connections_rejected_total", {
-  description: "Connections closed without being served (verify hook, over maxPending, shutdown)",
+  description: "Connections and datagrams refused by the verify hook (queue overflow is Listener.dropped)",
   incremental: true
 })
 /** @category metrics */

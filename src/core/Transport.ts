@@ -108,17 +108,6 @@ export const unixDatagram = (options: Omit<UnixDatagram, "_tag">): UnixDatagram 
  */
 export const defaultHost = "127.0.0.1"
 
-const kinds = { Tcp: "tcp", Unix: "unix", Udp: "udp", UnixDatagram: "unix-dgram" } as const satisfies Record<
-  Transport["_tag"],
-  Kind
->
-
-/**
- * The transport's short name.
- * @category getters
- */
-export const kindOf = (transport: Transport): Kind => kinds[transport._tag]
-
 /**
  * Whether the transport carries connections (as opposed to datagrams).
  * @category guards

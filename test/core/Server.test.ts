@@ -362,6 +362,20 @@ describe("Server", () => {
         yield* Effect.promise(() => Loopback.closed(socket, 5_000))
       }))
 
+    it.live("metrics count datagrams in and reply bytes out", () =>
+      Effect.gen(function*() {
+        const received = Metric.withAttributes(Metrics.datagramsReceived, { transport: "udp" })
+        const bytesOut = Metric.withAttributes(Metrics.bytesOut, { transport: "udp" })
+        const receivedBefore = (yield* Metric.value(received)).count
+        const outBefore = (yield* Metric.value(bytesOut)).count
+        const server = yield* Loopback.startServer(Transport.udp(), Strategy.layerFiber(), EchoServer.datagramHandler)
+        const port = (server.address as { port: number }).port
+        yield* Effect.promise(() => Loopback.udpRequest(port, new TextEncoder().encode("12345")))
+        yield* Effect.promise(() => Loopback.udpRequest(port, new TextEncoder().encode("678")))
+        assert.strictEqual((yield* Metric.value(received)).count - receivedBefore, 2)
+        assert.strictEqual((yield* Metric.value(bytesOut)).count - outBefore, 8)
+      }))
+
     it.live("metrics count accepted connections and bytes", () =>
       Effect.gen(function*() {
         const accepted = Metric.withAttributes(Metrics.connectionsAccepted, { transport: "tcp" })
