@@ -61,6 +61,14 @@ export interface Connection {
   readonly write: (chunk: Uint8Array | string) => Effect.Effect<void, ConnectionError>
   /** Writes several chunks as one batch (one syscall where possible); waits while the send buffer is full. */
   readonly writeAll: (chunks: ReadonlyArray<Uint8Array | string>) => Effect.Effect<void, ConnectionError>
+  /**
+   * Writes a batch now, without an effect, if the connection can take it: `true` when the chunks were handed to the
+   * socket as `writeAll` would, `false` when nothing was written because the connection is closed or its send
+   * buffer is already full. On `false`, use `writeAll`, which waits (and reports the error). A write may overshoot
+   * the send buffer by one batch, as with `writeAll`. For engines that answer many small messages in a loop; an
+   * implementation may always return `false`.
+   */
+  readonly tryWriteAll: (chunks: ReadonlyArray<Uint8Array | string>) => boolean
   /** Half-close: flush what was written, send end-of-stream, keep reading. */
   readonly end: Effect.Effect<void>
   /** Closes both directions now; unsent data is discarded. */

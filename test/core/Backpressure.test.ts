@@ -1,6 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
 import * as Net from "node:net"
+import * as Handler from "../../src/core/Handler.ts"
+import * as Strategy from "../../src/core/Strategy.ts"
+import * as Transport from "../../src/core/Transport.ts"
+import * as Loopback from "../utils/loopback.ts"
 import * as Processes from "../utils/processes.ts"
 
 const MiB = 1024 * 1024
@@ -55,4 +59,44 @@ describe("read backpressure", () => {
       console.log(`retained buffers: baseline ${baseline.arrayBuffers} B, peak ${peakBuffers} B; consumed ${consumed} of ${pushed} B`)
       assert.isBelow(peakBuffers - baseline.arrayBuffers, 8 * MiB, `peak ${peakBuffers} vs baseline ${baseline.arrayBuffers}`)
     }), 60_000)
+})
+
+describe("write backpressure without effects (tryWriteAll)", () => {
+  it.live("refuses once the peer stops reading, writes again after the send buffer drains, and refuses after end", () =>
+    Effect.gen(function*() {
+      const block = Loopback.bytes(64 * 1024, 5)
+      const report = yield* Deferred.make<{ accepted: number; afterDrain: boolean; afterClose: boolean }>()
+      const handler = Handler.stream((connection) =>
+        Effect.gen(function*() {
+          // The client reads nothing yet: the kernel buffers fill and the socket's queue passes its mark.
+          let accepted = 0
+          while (accepted < 4096 && connection.tryWriteAll([block])) accepted++
+          // `writeAll` waits for the drain that the client's reading brings.
+          yield* connection.writeAll(["end-of-burst"])
+          const afterDrain = connection.tryWriteAll(["after-drain"])
+          // after a half-close nothing more may be written; `end` flushes what was, so the check below is exact
+          yield* connection.end
+          const afterClose = connection.tryWriteAll(["after-end"])
+          yield* Deferred.succeed(report, { accepted, afterDrain, afterClose })
+        }))
+      const server = yield* Loopback.startServer(Transport.tcp(), Strategy.layerFiber(), handler)
+      const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+      yield* Effect.sleep("300 millis")
+      const received = new Promise<Buffer>((resolve) => {
+        const chunks: Array<Buffer> = []
+        socket.on("data", (c: Buffer) => chunks.push(c))
+        socket.on("close", () => resolve(Buffer.concat(chunks)))
+      })
+      const result = yield* Deferred.await(report).pipe(Effect.timeout("10 seconds"))
+      const data = yield* Effect.promise(() => received)
+      // Bounded: a few hundred KiB to a few MiB went out before it refused, far below the 256 MiB it tried.
+      assert.isAbove(result.accepted, 0)
+      assert.isBelow(result.accepted, 4096)
+      assert.isTrue(result.afterDrain)
+      assert.isFalse(result.afterClose)
+      // Nothing written through it was lost or reordered.
+      assert.strictEqual(data.length, result.accepted * block.length + "end-of-burst".length + "after-drain".length)
+      assert.strictEqual(data.subarray(data.length - "after-drain".length).toString(), "after-drain")
+      assert.isTrue(Buffer.from(block).equals(data.subarray(0, block.length)))
+    }), 30_000)
 })

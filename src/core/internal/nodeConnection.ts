@@ -154,18 +154,27 @@ export const open = (
         if (!writable()) return Effect.fail(idle ? idleError() : closedError)
         return raw.write(chunk) ? Effect.void : awaitDrain
       })
+    // One batch, one syscall: a single chunk is one write; several are corked into one writev.
+    // Returns false when the send buffer is full afterwards.
+    const writeBatch = (chunks: ReadonlyArray<Uint8Array | string>): boolean => {
+      if (chunks.length === 1) return raw.write(chunks[0]!)
+      raw.cork()
+      let full = false
+      for (let i = 0; i < chunks.length; i++) full = !raw.write(chunks[i]!) || full
+      raw.uncork()
+      return !full
+    }
     const writeAll = (chunks: ReadonlyArray<Uint8Array | string>): Effect.Effect<void, Connection.ConnectionError> =>
       Effect.suspend(() => {
-        if (chunks.length === 1) return write(chunks[0]!)
         if (chunks.length === 0) return Effect.void
         if (!writable()) return Effect.fail(idle ? idleError() : closedError)
-        // One batch, one writev: cork collects the chunks, uncork flushes them together.
-        raw.cork()
-        let full = false
-        for (let i = 0; i < chunks.length; i++) full = !raw.write(chunks[i]!) || full
-        raw.uncork()
-        return full ? awaitDrain : Effect.void
+        return writeBatch(chunks) ? Effect.void : awaitDrain
       })
+    const tryWriteAll = (chunks: ReadonlyArray<Uint8Array | string>): boolean => {
+      if (!writable() || raw.writableNeedDrain) return false
+      if (chunks.length > 0) writeBatch(chunks)
+      return true
+    }
 
     const acquire = Effect.sync(() => {
       raw.on("data", onData)
@@ -214,6 +223,7 @@ export const open = (
         bytes: Stream.fromPull(Effect.succeed(read)),
         write,
         writeAll,
+        tryWriteAll,
         end: Effect.sync(() => {
           if (!raw.writableEnded && !raw.destroyed) raw.end()
         }),

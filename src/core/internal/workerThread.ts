@@ -106,6 +106,8 @@ const makeConnection = (port: MessagePort, meta: Ipc.ConnectionMeta) => Effect.m
     bytes: Stream.fromPull(Effect.succeed(read)),
     write: (chunk) => writeAll([chunk]),
     writeAll,
+    // every write is acknowledged by the main thread, so there is no write that needs no waiting
+    tryWriteAll: () => false,
     end: Effect.sync(() => port.postMessage({ _tag: "End" } satisfies Ipc.FromJob)),
     close: Effect.sync(() => port.postMessage({ _tag: "Close" } satisfies Ipc.FromJob))
   }
