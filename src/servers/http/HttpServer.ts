@@ -393,11 +393,12 @@ const finishRequest = (conn: Conn, persistent: boolean): void => {
   conn.arm(conn.config.keepAliveTimeout, StopReason.Idle)
 }
 
+/** Queues the response; `undefined` when it is complete already, else the effect that completes it. */
 const respond = (
   conn: Conn,
   head: HttpRequestHead,
   response: HttpResponse
-): Effect.Effect<void, Connection.ConnectionError> => {
+): Effect.Effect<void, Connection.ConnectionError> | undefined => {
   const headOnly = head.method === "HEAD"
   let persistent = head.keepAlive && !response.close && !conn.shuttingDown && !conn.closing
   // the client still waits for 100 Continue and may never send the body: it cannot be drained
@@ -408,7 +409,7 @@ const respond = (
     // the fast path: a fixed response and nothing left of the request
     if (!conn.bodyOpen || !persistent) {
       finishRequest(conn, persistent)
-      return Effect.void
+      return undefined
     }
     return Effect.map(drain(conn), (drained) => finishRequest(conn, drained))
   }
@@ -418,7 +419,7 @@ const respond = (
     if (framing._tag === "Close") persistent = false
     conn.out.push(encodeStreamHead(response, modeOf(persistent, head.version), framing))
     finishRequest(conn, persistent && !conn.bodyOpen)
-    return Effect.void
+    return undefined
   }
   return Effect.gen(function*() {
     let keep = yield* writeStream(conn, response, body.stream, body.contentLength, head.version, persistent)
@@ -427,11 +428,15 @@ const respond = (
   })
 }
 
+/**
+ * Starts serving one request; `undefined` when it was served without waiting (the application answered with a
+ * ready value, an `Exit`, and the response is queued), else the effect that serves it.
+ */
 const serveRequest = <E, R>(
   conn: Conn,
   head: HttpRequestHead,
   app: App<E, R>
-): Effect.Effect<void, Connection.ConnectionError, R> => {
+): Effect.Effect<void, Connection.ConnectionError, R> | undefined => {
   conn.phase = Phase.Busy
   conn.arm(conn.config.requestTimeout, StopReason.Request)
   conn.responseStarted = false
@@ -449,8 +454,10 @@ const serveRequest = <E, R>(
   } catch (defect) {
     handled = Effect.die(defect)
   }
+  // `Effect.succeed(response)` is an Exit: answer it here instead of running it through a fiber step
+  if (Exit.isExit(handled) && Exit.isSuccess(handled)) return respond(conn, head, (handled as Exit.Success<HttpResponse>).value)
   return Effect.matchCauseEffect(handled, {
-    onSuccess: (response) => respond(conn, head, response),
+    onSuccess: (response) => respond(conn, head, response) ?? Effect.void,
     onFailure: (cause) => {
       if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
       const response = failureResponse(cause)
@@ -459,10 +466,55 @@ const serveRequest = <E, R>(
         (response.status < 500 ? Effect.logDebug : Effect.logWarning)("HTTP handler failed", cause).pipe(
           Effect.annotateLogs({ peer: conn.connection.peer, method: head.method, target: head.target })
         ),
-        respond(conn, head, response)
+        Effect.suspend(() => respond(conn, head, response) ?? Effect.void)
       )
     }
   })
+}
+
+const idleStop: Effect.Effect<StopReason> = Effect.succeed(StopReason.Idle)
+
+/**
+ * The request loop of one connection. Between waits it is plain code: it serves every event one read produced, so
+ * a keep-alive request whose application answers with a ready value costs one read and one write effect, and the
+ * effects it waits on are built once per connection.
+ */
+const requestLoop = <E, R>(conn: Conn, app: App<E, R>): Effect.Effect<StopReason, Connection.ConnectionError, R> => {
+  const step = (): Effect.Effect<StopReason, Connection.ConnectionError, R> => {
+    for (;;) {
+      const event = conn.closing ? undefined : conn.take()
+      if (event === undefined) {
+        if (conn.out.length > 0) {
+          if (!conn.connection.tryWriteAll(conn.out)) return flushThenStep
+          conn.out = []
+        }
+        if (conn.closing || conn.eof || (conn.shuttingDown && conn.phase === Phase.Idle)) return idleStop
+        conn.reading = true
+        return readThenStep
+      }
+      if (event._tag === "Head") {
+        const serving = serveRequest(conn, event.head, app)
+        if (serving !== undefined) return Effect.flatMap(serving, step)
+      } else if (event._tag === "Error") {
+        // RFC 9112 §9.6 (and every parse error): answer if possible, then close
+        conn.out.push(encodeFixed(errorResponse(event.error.status), Mode.Close, false))
+        conn.closing = true
+      }
+    }
+  }
+  const readThenStep = Effect.matchEffect(conn.connection.read, {
+    onSuccess: (batch) => {
+      conn.pushAll(batch)
+      return step()
+    },
+    onFailure: (error) => {
+      if (!Cause.isDone(error)) return Effect.fail(error)
+      conn.endOfInput()
+      return step()
+    }
+  })
+  const flushThenStep = Effect.flatMap(conn.flush, step)
+  return Effect.suspend(step)
 }
 
 const serveConnection = <E, R>(
@@ -476,24 +528,7 @@ const serveConnection = <E, R>(
     const conn = new Conn(connection, group, config, signal)
     conn.arm(config.keepAliveTimeout, StopReason.Idle)
     group.add(conn)
-    const loop = Effect.gen(function*() {
-      for (;;) {
-        const event = conn.closing ? undefined : conn.take()
-        if (event === undefined) {
-          if (conn.out.length > 0) yield* conn.flush
-          if (conn.closing || conn.eof || (conn.shuttingDown && conn.phase === Phase.Idle)) return StopReason.Idle
-          yield* conn.fill
-          continue
-        }
-        if (event._tag === "Head") yield* serveRequest(conn, event.head, app)
-        else if (event._tag === "Error") {
-          // RFC 9112 §9.6 (and every parse error): answer if possible, then close
-          conn.out.push(encodeFixed(errorResponse(event.error.status), Mode.Close, false))
-          conn.closing = true
-        }
-      }
-    })
-    const reason = yield* Effect.raceFirst(loop, Deferred.await(conn.stop)).pipe(
+    const reason = yield* Effect.raceFirst(requestLoop(conn, app), Deferred.await(conn.stop)).pipe(
       Effect.ensuring(Effect.sync(() => group.remove(conn)))
     )
     if ((reason === StopReason.Headers || reason === StopReason.Request) && !conn.responseStarted) {
