@@ -8,8 +8,8 @@
  *
  * @since 0.1.0
  */
-import type { Cause, Effect, Pull, Stream } from "effect"
-import { Schema } from "effect"
+import type { Cause, Pull, Stream } from "effect"
+import { Effect, Schema } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import type { NetAddress } from "effect/net"
 
@@ -53,6 +53,14 @@ export interface Connection {
    */
   readonly read: Pull.Pull<NonEmptyReadonlyArray<Uint8Array>, ConnectionError>
   /**
+   * Reads batches and gives each to `step` until `step` returns a value (not `undefined`), which the effect then
+   * succeeds with; fails like `read`. The same as `read` in a loop, except that where the implementation can, `step`
+   * runs as the bytes arrive, without waking the handler's fiber for batches it handles entirely. For engines that
+   * answer most messages in plain code (an HTTP keep-alive request, say): they save a fiber resume per message.
+   * `step` must not wait on anything; it returns what the fiber should do next.
+   */
+  readonly readWhile: <A>(step: (batch: NonEmptyReadonlyArray<Uint8Array>) => A | undefined) => Pull.Pull<A, ConnectionError>
+  /**
    * Received bytes as a stream that ends when the peer half-closes. Built on `read`: consume one
    * or the other, once.
    */
@@ -73,6 +81,19 @@ export interface Connection {
   readonly end: Effect.Effect<void>
   /** Closes both directions now; unsent data is discarded. */
   readonly close: Effect.Effect<void>
+}
+
+/**
+ * `readWhile` for an implementation that can only `read`: the loop runs in the fiber.
+ * @category constructors
+ */
+export const readWhileOf = (read: Connection["read"]): Connection["readWhile"] =>
+<A>(step: (batch: NonEmptyReadonlyArray<Uint8Array>) => A | undefined) => {
+  const loop: Pull.Pull<A, ConnectionError> = Effect.flatMap(read, (batch) => {
+    const result = step(batch)
+    return result === undefined ? loop : Effect.succeed(result)
+  })
+  return loop
 }
 
 /**

@@ -76,15 +76,35 @@ export const open = (
     let ended = false
     let failure: Connection.ConnectionError | undefined
     let waiter: Resume | undefined
+    // a parked `readWhile`: its step runs inside the data event, and the fiber wakes only for its result
+    let stepper: ((batch: Batch) => unknown) | undefined
+    let stepWaiter: ((effect: Effect.Effect<unknown, Connection.ConnectionError | Cause.Done>) => void) | undefined
     let idle = false
 
+    const finishStep = (effect: Effect.Effect<unknown, Connection.ConnectionError | Cause.Done>) => {
+      const resume = stepWaiter!
+      stepper = undefined
+      stepWaiter = undefined
+      resume(effect)
+    }
     const wake = () => {
+      if (stepWaiter !== undefined) return finishStep(takePending())
       if (waiter === undefined) return
       const resume = waiter
       waiter = undefined
       resume(takePending())
     }
     const onData = (chunk: Buffer) => {
+      if (stepper !== undefined) {
+        let result: unknown
+        try {
+          result = stepper([chunk])
+        } catch (defect) {
+          return finishStep(Effect.die(defect))
+        }
+        if (result !== undefined) finishStep(Effect.succeed(result))
+        return
+      }
       pending.push(chunk)
       pendingBytes += chunk.length
       if (waiter !== undefined) wake()
@@ -105,15 +125,17 @@ export const open = (
     const idleError = () =>
       new Connection.ConnectionError({ reason: "IdleTimeout", message: "connection idle for longer than the idle timeout" })
 
+    function takeBatch(): Batch {
+      const batch = pending as unknown as Batch
+      pending = []
+      pendingBytes = 0
+      if (raw.isPaused() && !ended) raw.resume()
+      return batch
+    }
+
     // What a pull gets right now: buffered data first, then end or failure; undefined = wait.
     function takePending(): Effect.Effect<Batch, Connection.ConnectionError | Cause.Done> {
-      if (pending.length > 0) {
-        const batch = pending as unknown as Batch
-        pending = []
-        pendingBytes = 0
-        if (raw.isPaused() && !ended) raw.resume()
-        return Effect.succeed(batch)
-      }
+      if (pending.length > 0) return Effect.succeed(takeBatch())
       if (failure !== undefined) return Effect.fail(failure)
       return Cause.done()
     }
@@ -130,6 +152,25 @@ export const open = (
     const read: Pull.Pull<Batch, Connection.ConnectionError> = Effect.suspend(() =>
       pending.length > 0 || failure !== undefined || ended ? takePending() : awaitData
     ) as Pull.Pull<Batch, Connection.ConnectionError>
+
+    const forgetStep = Effect.sync(() => {
+      stepper = undefined
+      stepWaiter = undefined
+    })
+    const readWhile = <A>(step: (batch: Batch) => A | undefined): Pull.Pull<A, Connection.ConnectionError> =>
+      Effect.suspend(() => {
+        while (pending.length > 0) {
+          const result = step(takeBatch())
+          if (result !== undefined) return Effect.succeed(result)
+        }
+        if (failure !== undefined) return Effect.fail(failure)
+        if (ended) return Cause.done()
+        return Effect.callback<A, Connection.ConnectionError | Cause.Done>((resume) => {
+          stepper = step
+          stepWaiter = resume as (effect: Effect.Effect<unknown, Connection.ConnectionError | Cause.Done>) => void
+          return forgetStep
+        })
+      }) as Pull.Pull<A, Connection.ConnectionError>
 
     const awaitDrain = Effect.callback<void, Connection.ConnectionError>((resume) => {
       const cleanup = () => {
@@ -220,6 +261,7 @@ export const open = (
         remoteAddress: meta.peer.remoteAddress,
         peer: meta.peer.peer,
         read,
+        readWhile,
         bytes: Stream.fromPull(Effect.succeed(read)),
         write,
         writeAll,

@@ -103,6 +103,7 @@ const makeConnection = (port: MessagePort, meta: Ipc.ConnectionMeta) => Effect.m
     remoteAddress: Ipc.fromWireInet(meta.remoteAddress),
     peer: meta.peer,
     read,
+    readWhile: Connection.readWhileOf(read),
     bytes: Stream.fromPull(Effect.succeed(read)),
     write: (chunk) => writeAll([chunk]),
     writeAll,

@@ -475,12 +475,13 @@ const serveRequest = <E, R>(
 const idleStop: Effect.Effect<StopReason> = Effect.succeed(StopReason.Idle)
 
 /**
- * The request loop of one connection. Between waits it is plain code: it serves every event one read produced, so
- * a keep-alive request whose application answers with a ready value costs one read and one write effect, and the
- * effects it waits on are built once per connection.
+ * The request loop of one connection. Between waits it is plain code: it serves every event one read produced, and
+ * it runs as the bytes arrive (`Connection.readWhile`), so a keep-alive request whose application answers with a
+ * ready value costs no fiber step at all. The effects it waits on are built once per connection.
  */
 const requestLoop = <E, R>(conn: Conn, app: App<E, R>): Effect.Effect<StopReason, Connection.ConnectionError, R> => {
-  const step = (): Effect.Effect<StopReason, Connection.ConnectionError, R> => {
+  // What comes next: an effect for the fiber to run, or `undefined` to wait for more bytes.
+  const advance = (): Effect.Effect<StopReason, Connection.ConnectionError, R> | undefined => {
     for (;;) {
       const event = conn.closing ? undefined : conn.take()
       if (event === undefined) {
@@ -490,7 +491,7 @@ const requestLoop = <E, R>(conn: Conn, app: App<E, R>): Effect.Effect<StopReason
         }
         if (conn.closing || conn.eof || (conn.shuttingDown && conn.phase === Phase.Idle)) return idleStop
         conn.reading = true
-        return readThenStep
+        return undefined
       }
       if (event._tag === "Head") {
         const serving = serveRequest(conn, event.head, app)
@@ -502,11 +503,13 @@ const requestLoop = <E, R>(conn: Conn, app: App<E, R>): Effect.Effect<StopReason
       }
     }
   }
-  const readThenStep = Effect.matchEffect(conn.connection.read, {
-    onSuccess: (batch) => {
-      conn.pushAll(batch)
-      return step()
-    },
+  const step = (): Effect.Effect<StopReason, Connection.ConnectionError, R> => advance() ?? readThenStep
+  const onBatch = (batch: Batch) => {
+    conn.pushAll(batch)
+    return advance()
+  }
+  const readThenStep = Effect.matchEffect(conn.connection.readWhile(onBatch), {
+    onSuccess: (next) => next,
     onFailure: (error) => {
       if (!Cause.isDone(error)) return Effect.fail(error)
       conn.endOfInput()

@@ -1,0 +1,121 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Deferred, Effect, Exit } from "effect"
+import type { NonEmptyReadonlyArray } from "effect/Array"
+import * as Connection from "../../src/core/Connection.ts"
+import * as Handler from "../../src/core/Handler.ts"
+import * as Strategy from "../../src/core/Strategy.ts"
+import * as Transport from "../../src/core/Transport.ts"
+import * as WorkerStrategy from "../../src/core/WorkerStrategy.ts"
+import * as Handlers from "../fixtures/handlers.ts"
+import * as Loopback from "../utils/loopback.ts"
+
+const total = (batch: NonEmptyReadonlyArray<Uint8Array>) => batch.reduce((n, chunk) => n + chunk.length, 0)
+
+/** Counts bytes until a newline, in plain code: the step `readWhile` runs. */
+const lineStep = () => {
+  let seen = 0
+  return (batch: NonEmptyReadonlyArray<Uint8Array>): number | undefined => {
+    seen += total(batch)
+    return batch.some((chunk) => chunk.includes(0x0a)) ? seen : undefined
+  }
+}
+
+describe("Connection.readWhile", () => {
+  it.live("steps through batches until the step returns a value, then the fiber gets it", () =>
+    Effect.gen(function*() {
+      const handler = Handler.stream((connection) =>
+        Effect.gen(function*() {
+          const seen = yield* connection.readWhile(lineStep())
+          yield* connection.writeAll([`${seen}`])
+          yield* connection.end
+        }))
+      const server = yield* Loopback.startServer(Transport.tcp(), Strategy.layerFiber(), handler)
+      const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+      // several writes with pauses: the step sees separate reads and answers only at the newline
+      for (const part of ["abc", "defg", "hi\n"]) {
+        socket.write(part)
+        yield* Effect.sleep("30 millis")
+      }
+      const reply = yield* Effect.promise(() => Loopback.readExactly(socket, 2))
+      socket.destroy()
+      assert.strictEqual(reply.toString(), "10")
+    }))
+
+  it.live("steps through bytes that arrived before it was called, fails with Done at end of stream", () =>
+    Effect.gen(function*() {
+      const outcome = yield* Deferred.make<{ first: number; second: Exit.Exit<number, Connection.ConnectionError | Cause.Done> }>()
+      const handler = Handler.stream((connection) =>
+        Effect.gen(function*() {
+          // let the client's line and its FIN arrive first
+          yield* Effect.sleep("150 millis")
+          const first = yield* connection.readWhile(lineStep())
+          const second = yield* Effect.exit(connection.readWhile(lineStep()))
+          yield* Deferred.succeed(outcome, { first, second })
+        }))
+      const server = yield* Loopback.startServer(Transport.tcp(), Strategy.layerFiber(), handler)
+      const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+      socket.end("hello\n")
+      const { first, second } = yield* Deferred.await(outcome).pipe(Effect.timeout("5 seconds"))
+      socket.destroy()
+      assert.strictEqual(first, 6)
+      assert.isTrue(Exit.isFailure(second) && Cause.hasFails(second.cause))
+      const error = Exit.isFailure(second) ? Cause.findErrorOption(second.cause) : undefined
+      assert.isTrue(error !== undefined && error._tag === "Some" && Connection.isEndOfStream(error.value))
+    }))
+
+  it.live("a step that throws fails the handler with that defect; the server goes on", () =>
+    Effect.gen(function*() {
+      const failures = yield* Deferred.make<Cause.Cause<unknown>>()
+      const handler = Handler.stream((connection) =>
+        connection.readWhile((): number | undefined => {
+          throw new Error("step broke")
+        }).pipe(Effect.onError((cause) => Deferred.succeed(failures, cause)), Effect.andThen(connection.writeAll(["unreachable"]))))
+      const server = yield* Loopback.startServer(Transport.tcp(), Strategy.layerFiber(), handler)
+      const target = Loopback.targetOf(server.address)
+      const socket = yield* Effect.promise(() => Loopback.connect(target))
+      socket.write("x")
+      const cause = yield* Deferred.await(failures).pipe(Effect.timeout("5 seconds"))
+      socket.destroy()
+      assert.isTrue(Cause.hasDies(cause))
+      assert.include(String(Cause.squash(cause)), "step broke")
+    }))
+
+  it.live("an interrupted readWhile leaves later bytes to the next read", () =>
+    Effect.gen(function*() {
+      const handler = Handler.stream((connection) =>
+        Effect.gen(function*() {
+          // nothing arrives in time: the wait is interrupted while parked
+          const timedOut = yield* Effect.exit(connection.readWhile(lineStep()).pipe(Effect.timeout("100 millis")))
+          assert.isTrue(Exit.isFailure(timedOut))
+          yield* connection.writeAll(["ready"])
+          const batch = yield* connection.read
+          yield* connection.writeAll(batch)
+          yield* connection.end
+        }))
+      const server = yield* Loopback.startServer(Transport.tcp(), Strategy.layerFiber(), handler)
+      const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+      const ready = yield* Effect.promise(() => Loopback.readExactly(socket, 5))
+      assert.strictEqual(ready.toString(), "ready")
+      socket.write("after\n")
+      const echoed = yield* Effect.promise(() => Loopback.readExactly(socket, 6))
+      socket.destroy()
+      assert.strictEqual(echoed.toString(), "after\n")
+    }))
+
+  it.live("works the same over a worker's connection (the loop runs in the fiber there)", () =>
+    Effect.gen(function*() {
+      const server = yield* Loopback.startServer(
+        Transport.tcp(),
+        WorkerStrategy.layer({ size: 1 }),
+        Handlers.lineLength
+      )
+      const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+      for (const part of ["abc", "defg", "hi\n"]) {
+        socket.write(part)
+        yield* Effect.sleep("30 millis")
+      }
+      const reply = yield* Effect.promise(() => Loopback.readExactly(socket, 2))
+      socket.destroy()
+      assert.strictEqual(reply.toString(), "10")
+    }), 30_000)
+})
