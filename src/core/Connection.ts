@@ -61,6 +61,15 @@ export interface Connection {
    */
   readonly readWhile: <A>(step: (batch: NonEmptyReadonlyArray<Uint8Array>) => A | undefined) => Pull.Pull<A, ConnectionError>
   /**
+   * `readWhile` with lent bytes: the batch `step` gets is valid only while `step` runs (and, when
+   * `step` returns a value, until the next read), so the connection can read into buffers it reuses
+   * and allocate nothing per read. Bytes `step` passes to this connection's `tryWriteAll` stay
+   * valid until written. Copy whatever else you keep. For relays and echoes that pass bytes on as
+   * they come: on a bulk stream this removes the garbage collections that fresh read buffers cost.
+   * Decided by the first read of a connection; an implementation may lend owned bytes.
+   */
+  readonly readWhileLent: <A>(step: (batch: NonEmptyReadonlyArray<Uint8Array>) => A | undefined) => Pull.Pull<A, ConnectionError>
+  /**
    * Received bytes as a stream that ends when the peer half-closes. Built on `read`: consume one
    * or the other, once.
    */

@@ -104,6 +104,8 @@ const makeConnection = (port: MessagePort, meta: Ipc.ConnectionMeta) => Effect.m
     peer: meta.peer,
     read,
     readWhile: Connection.readWhileOf(read),
+    // the bytes here are the worker's own copies: lending them is lending owned bytes
+    readWhileLent: Connection.readWhileOf(read),
     bytes: Stream.fromPull(Effect.succeed(read)),
     write: (chunk) => writeAll([chunk]),
     writeAll,

@@ -15,14 +15,15 @@ import * as Handler from "../../core/Handler.ts"
 /**
  * Echoes one connection: each batch read is written back as one batch, so a read that delivered
  * several chunks costs one write syscall. While the socket takes the writes, the echo happens in
- * the read event itself (`readWhile` + `tryWriteAll`); a full send buffer hands the batch to the
- * fiber, which waits for the drain and then goes back to reading.
+ * the read event itself (`readWhileLent` + `tryWriteAll`), from read buffers the connection reuses;
+ * a full send buffer hands the batch to the fiber, which waits for the drain and then goes back to
+ * reading.
  * @category handlers
  */
 export const echoConnection = (connection: Connection.Connection): Effect.Effect<void, Connection.ConnectionError> => {
   const echoNow = (batch: NonEmptyReadonlyArray<Uint8Array>) => connection.tryWriteAll(batch) ? undefined : batch
   const loop: Pull.Pull<void, Connection.ConnectionError> = Effect.flatMap(
-    connection.readWhile(echoNow),
+    connection.readWhileLent(echoNow),
     (batch) => Effect.andThen(connection.writeAll(batch), loop)
   )
   return Pull.catchDone(loop, () => connection.end)
