@@ -8,6 +8,10 @@
  * went from 0.57x to 0.83x of a raw `socket.pipe` echo and p99 from 1.75 ms to 0.26 ms. A pull
  * that finds data returns it at once; a slow consumer still stops the socket (TCP flow control)
  * once `highWaterMark` bytes wait unread.
+ *
+ * Reading starts with the handler's first read. `readWhile` runs its step in the data event;
+ * `readWhileLent` first moves the connection onto a socket that reads into reused buffers (see
+ * `lendingSocket`), so a relay or echo allocates nothing per read.
  */
 import { Cause, Duration, Effect, Scope, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
@@ -126,7 +130,7 @@ export const open = (
     let stepLends = false
     let idle = false
     // Reading starts with the first read, which also decides how: into Node's fresh buffers, or
-    // (for `readWhileLent`) into buffers of ours that are reused (see `lend`).
+    // (for `readWhileLent`) into buffers of ours that are reused (see `lendingSocket`).
     let started = false
     let lending = false
     let lingering = false
