@@ -1,6 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit } from "effect"
-import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Connection from "../../src/core/Connection.ts"
 import * as Handler from "../../src/core/Handler.ts"
 import * as Strategy from "../../src/core/Strategy.ts"
@@ -9,37 +8,27 @@ import * as WorkerStrategy from "../../src/core/WorkerStrategy.ts"
 import * as Handlers from "../fixtures/handlers.ts"
 import * as Loopback from "../utils/loopback.ts"
 
-const total = (batch: NonEmptyReadonlyArray<Uint8Array>) => batch.reduce((n, chunk) => n + chunk.length, 0)
-
-/** Counts bytes until a newline, in plain code: the step `readWhile` runs. */
-const lineStep = () => {
-  let seen = 0
-  return (batch: NonEmptyReadonlyArray<Uint8Array>): number | undefined => {
-    seen += total(batch)
-    return batch.some((chunk) => chunk.includes(0x0a)) ? seen : undefined
-  }
-}
+const lineStep = Handlers.lineLengthStep
 
 describe("Connection.readWhile", () => {
-  it.live("steps through batches until the step returns a value, then the fiber gets it", () =>
-    Effect.gen(function*() {
-      const handler = Handler.stream((connection) =>
-        Effect.gen(function*() {
-          const seen = yield* connection.readWhile(lineStep())
-          yield* connection.writeAll([`${seen}`])
-          yield* connection.end
-        }))
-      const server = yield* Loopback.startServer(Transport.tcp(), Strategy.layerFiber(), handler)
-      const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
-      // several writes with pauses: the step sees separate reads and answers only at the newline
-      for (const part of ["abc", "defg", "hi\n"]) {
-        socket.write(part)
-        yield* Effect.sleep("30 millis")
-      }
-      const reply = yield* Effect.promise(() => Loopback.readExactly(socket, 2))
-      socket.destroy()
-      assert.strictEqual(reply.toString(), "10")
-    }))
+  for (const { name, layer } of [
+    { name: "in the read event", layer: () => Strategy.layerFiber() },
+    { name: "over a worker's connection (the loop runs in the fiber there)", layer: () => WorkerStrategy.layer({ size: 1 }) }
+  ]) {
+    it.live(`steps through batches until the step returns a value, then the fiber gets it: ${name}`, () =>
+      Effect.gen(function*() {
+        const server = yield* Loopback.startServer(Transport.tcp(), layer(), Handlers.lineLength)
+        const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+        // several writes with pauses: the step sees separate reads and answers only at the newline
+        for (const part of ["abc", "defg", "hi\n"]) {
+          socket.write(part)
+          yield* Effect.sleep("30 millis")
+        }
+        const reply = yield* Effect.promise(() => Loopback.readExactly(socket, 2))
+        socket.destroy()
+        assert.strictEqual(reply.toString(), "10")
+      }), 30_000)
+  }
 
   it.live("steps through bytes that arrived before it was called, fails with Done at end of stream", () =>
     Effect.gen(function*() {
@@ -101,21 +90,4 @@ describe("Connection.readWhile", () => {
       socket.destroy()
       assert.strictEqual(echoed.toString(), "after\n")
     }))
-
-  it.live("works the same over a worker's connection (the loop runs in the fiber there)", () =>
-    Effect.gen(function*() {
-      const server = yield* Loopback.startServer(
-        Transport.tcp(),
-        WorkerStrategy.layer({ size: 1 }),
-        Handlers.lineLength
-      )
-      const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
-      for (const part of ["abc", "defg", "hi\n"]) {
-        socket.write(part)
-        yield* Effect.sleep("30 millis")
-      }
-      const reply = yield* Effect.promise(() => Loopback.readExactly(socket, 2))
-      socket.destroy()
-      assert.strictEqual(reply.toString(), "10")
-    }), 30_000)
 })
