@@ -5,11 +5,14 @@
  *
  *   read ──> parser.push ──> [Head, End, Head, Body.., End, ...] ──> app(request) per Head, in order
  *                                                                  └─> responses appended to one batch
- *   batch ──> one writeAll when the events of the read are used up (or before waiting on anything)
+ *   batch ──> one write when the events of the read are used up (or before waiting on anything)
  *
  * Design:
  * - Pipelining: the parser runs ahead over whatever one read delivered; requests are served one after another, so
- *   responses leave in request order. All the responses a read produced go out in one `writeAll` (one syscall).
+ *   responses leave in request order. All the responses a read produced go out in one write (one syscall).
+ * - The loop is plain code between waits and runs in the socket's read event (`Connection.readWhile`): a request
+ *   whose application answers with a ready value (an `Exit`) is parsed, answered and written there, with
+ *   `tryWriteAll`. The fiber runs only what must wait: an effectful application, a full send buffer, a body.
  * - A request without a body builds no Stream: its body source is empty. A fixed response is one buffer, cached
  *   per second when the application returns the same response object.
  * - The request body is pulled from the parser's events as the application consumes it; `100 Continue` is sent on
