@@ -4,9 +4,12 @@
  * message codecs are `LengthPrefixedFraming` and `ChatMessage`; carrying the room across servers is `ChatHub`'s.
  *
  * Every connection has its own bounded outbound queue and its own writer fiber. Whoever sends (a reader relaying a
- * `say`, the hub dispatcher) only enqueues, never waits on a socket, so a stalled reader cannot slow anyone else
- * down: when its queue is full it is disconnected as a `slow_consumer`. A writer takes everything queued at once
- * and writes it with one `writeAll`; a broadcast encodes its frame once and enqueues the same bytes everywhere.
+ * `say`, the hub dispatcher) never waits on a socket, so a stalled reader cannot slow anyone else down: when its
+ * queue is full it is disconnected as a `slow_consumer`. A broadcast encodes its frame once and hands the same bytes
+ * to everyone. While a connection has nothing queued, its frames gather in a batch that goes out with one
+ * `tryWriteAll` once the reads at hand are processed (`setImmediate`: after this turn's I/O callbacks), so the
+ * frames many reads relay to one peer cost one write and no fiber wake-up; a socket that cannot take the batch gets
+ * it queued for its writer, which takes everything queued at once and writes it with one `writeAll`.
  *
  * Saying goodbye: under a `Server`, every session watches `Server.Shutdown`, so a graceful server shutdown alone
  * sends `shutdown` to every client before the drain ends; `ChatRoom.shutdown` does the same for a room used on its
@@ -75,10 +78,17 @@ const slowConsumer: Ending = { _tag: "Error", code: "slow_consumer" }
 
 interface Session {
   readonly address: string
+  readonly connection: Connection.Connection
   readonly queue: Queue.Queue<Uint8Array, Cause.Done>
   readonly ending: Deferred.Deferred<Ending>
   readonly done: Deferred.Deferred<void>
   identity: string | undefined
+  /** Frames for the next direct write, in order; only while nothing is queued. */
+  batch: Array<Uint8Array> | undefined
+  /** Frames went to the queue and the writer has not written them all yet: new frames queue behind them. */
+  backlog: boolean
+  /** Ending: frames go to the (ended) queue only, never after the last frame. */
+  closing: boolean
 }
 
 /**
@@ -143,9 +153,33 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const members = new Map<string, Session>()
   let stopping = false
 
+  const enqueue = (session: Session, frame: Uint8Array): boolean => {
+    session.backlog = true
+    if (Queue.offerUnsafe(session.queue, frame)) return true
+    finish(session, slowConsumer)
+    return false
+  }
+  // Writes a session's batch now, or queues it behind nothing else when the socket cannot take it.
+  const flush = (session: Session): void => {
+    const batch = session.batch
+    if (batch === undefined) return
+    session.batch = undefined
+    if (!session.closing && session.connection.tryWriteAll(batch)) return
+    for (const frame of batch) if (!enqueue(session, frame)) return
+  }
+  let dirty: Array<Session> = []
+  const flushDirty = () => {
+    const sessions = dirty
+    dirty = []
+    for (const session of sessions) flush(session)
+  }
   // Never waits: a full queue disconnects its owner instead of slowing the sender down.
   const deliver = (session: Session, frame: Uint8Array): void => {
-    if (!Queue.offerUnsafe(session.queue, frame)) finish(session, slowConsumer)
+    if (session.batch !== undefined) session.batch.push(frame)
+    else if (!session.backlog && !session.closing) {
+      session.batch = [frame]
+      if (dirty.push(session) === 1) setImmediate(flushDirty)
+    } else enqueue(session, frame)
   }
   const broadcast = (frame: Uint8Array, except?: Session | undefined): void => {
     for (const member of members.values()) if (member !== except) deliver(member, frame)
@@ -255,6 +289,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       while (true) {
         const frames = yield* Queue.takeAll(session.queue)
         yield* connection.writeAll(frames)
+        // everything queued is with the socket: new frames may be written directly again
+        if (Queue.sizeUnsafe(session.queue) === 0) session.backlog = false
       }
     }).pipe(Effect.catch((error) =>
       // Done: the queue was ended and flushed. A write failure means the peer is gone.
@@ -269,6 +305,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     writer: Fiber.Fiber<void>,
     ending: Ending
   ) {
+    // from here on frames only queue, so nothing follows the last frame; what was batched goes first
+    flush(session)
+    session.closing = true
     yield* leave(session)
     if (ending._tag === "Failed") return yield* Fiber.interrupt(writer)
     const last = ending._tag === "Shutdown"
@@ -292,10 +331,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     Effect.gen(function*() {
       const session: Session = {
         address: addressOf(connection),
+        connection,
         queue: yield* Queue.bounded<Uint8Array, Cause.Done>(maxQueuedFrames),
         ending: yield* Deferred.make<Ending>(),
         done: yield* Deferred.make<void>(),
-        identity: undefined
+        identity: undefined,
+        batch: undefined,
+        backlog: false,
+        closing: false
       }
       sessions.add(session)
       if (stopping) finish(session, shutdownEnding)
@@ -323,7 +366,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         // Interrupted from outside (an immediate server shutdown): still say goodbye, briefly.
         Effect.onInterrupt(() =>
           Effect.andThen(
-            leave(session),
+            Effect.andThen(Effect.sync(() => session.closing = true), leave(session)),
             connection.write(shutdownFrame).pipe(Effect.timeoutOption("100 millis"), Effect.ignore)
           )
         ),

@@ -306,6 +306,27 @@ describe("ChatServer", () => {
         assert.isTrue(messages.every((m, i) => m.type === "message" && m.text.startsWith(`${i} `)))
       }), 60_000)
 
+    it.live("a receiver that keeps stalling gets everything in order (direct writes, queue, direct, ...)", () =>
+      Effect.gen(function*() {
+        // Far more than the kernel buffers on loopback, sent in bursts while the receiver pauses and resumes: frames
+        // keep switching between direct writes and the queue (bounded above the total here), and none may overtake.
+        const chat = yield* startChat({ room: { maxQueuedFrames: 4000 } })
+        const sender = yield* chat.client("sender")
+        const stalling = yield* chat.client("stalling")
+        const text = "z".repeat(4000)
+        const total = 3000
+        const toggler = setInterval(() => stalling.socket.isPaused() ? stalling.socket.resume() : stalling.socket.pause(), 15)
+        for (let i = 0; i < total; i += 100) {
+          for (let j = i; j < i + 100; j++) sender.send({ type: "say", text: `${j} ${text}` })
+          yield* Effect.sleep("10 millis")
+        }
+        clearInterval(toggler)
+        stalling.socket.resume()
+        const all = yield* wait(() => stalling.collect("message", total, 30_000))
+        assert.isTrue(all.every((m, i) => m.type === "message" && m.text.startsWith(`${i} `)))
+        assert.deepStrictEqual((yield* chat.room.stats).members.length, 2)
+      }), 60_000)
+
     it.live("200 concurrent clients all receive a broadcast", () =>
       Effect.gen(function*() {
         const chat = yield* startChat()
