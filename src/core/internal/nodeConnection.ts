@@ -67,10 +67,12 @@ interface UserBufferRead {
  * connections right.
  */
 const lendingSocket = (accepted: Net.Socket, onread: UserBufferRead): Net.Socket | undefined => {
-  const internal = accepted as unknown as { _handle: object | null }
+  const internal = accepted as unknown as { _handle: unknown }
   const handle = internal._handle
+  // `_handle` is Node's own field: should it ever change shape, lend owned bytes instead
   if (
-    handle === null || accepted.bytesRead > 0 || accepted.readableLength > 0 || accepted.writableLength > 0
+    typeof handle !== "object" || handle === null || accepted.bytesRead > 0 || accepted.readableLength > 0 ||
+    accepted.writableLength > 0
   ) return undefined
   internal._handle = null
   const socket = new Net.Socket({
