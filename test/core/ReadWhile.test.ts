@@ -1,10 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit } from "effect"
+import { Buffer } from "node:buffer"
 import * as Connection from "../../src/core/Connection.ts"
 import * as Handler from "../../src/core/Handler.ts"
 import * as Strategy from "../../src/core/Strategy.ts"
 import * as Transport from "../../src/core/Transport.ts"
 import * as WorkerStrategy from "../../src/core/WorkerStrategy.ts"
+import * as EchoServer from "../../src/servers/echo/EchoServer.ts"
 import * as Handlers from "../fixtures/handlers.ts"
 import * as Loopback from "../utils/loopback.ts"
 
@@ -68,6 +70,17 @@ describe("Connection.readWhile", () => {
       assert.isTrue(Cause.hasDies(cause))
       assert.include(String(Cause.squash(cause)), "step broke")
     }))
+
+  it.live("readWhileLent after a plain read lends owned bytes and loses nothing", () =>
+    Effect.gen(function*() {
+      // The first read starts the connection on Node's own buffers, so it cannot move to reused ones later.
+      const handler = Handler.stream((connection) =>
+        Effect.andThen(Effect.flatMap(connection.read, connection.writeAll), EchoServer.echoConnection(connection)))
+      const server = yield* Loopback.startServer(Transport.tcp(), Strategy.layerFiber(), handler)
+      const payload = Loopback.bytes(4 * 1024 * 1024, 77)
+      const reply = yield* Effect.promise(() => Loopback.exchange(Loopback.targetOf(server.address), payload, 30_000))
+      assert.isTrue(Buffer.from(payload).equals(reply))
+    }), 30_000)
 
   it.live("an interrupted readWhile leaves later bytes to the next read", () =>
     Effect.gen(function*() {
