@@ -154,15 +154,22 @@ export const open = (
       waiter = undefined
       resume(takePending())
     }
+    // Runs the parked step on one batch; true when the step is over (a value or a throw) and the fiber resumes.
+    const runStep = (chunk: Buffer): boolean => {
+      let result: unknown
+      try {
+        result = stepper!([chunk])
+      } catch (defect) {
+        finishStep(Effect.die(defect))
+        return true
+      }
+      if (result === undefined) return false
+      finishStep(Effect.succeed(result))
+      return true
+    }
     const onData = (chunk: Buffer) => {
       if (stepper !== undefined) {
-        let result: unknown
-        try {
-          result = stepper([chunk])
-        } catch (defect) {
-          return finishStep(Effect.die(defect))
-        }
-        if (result !== undefined) finishStep(Effect.succeed(result))
+        runStep(chunk)
         return
       }
       pending.push(chunk)
@@ -175,20 +182,10 @@ export const open = (
       if (lingering) return
       const view = (buf as Buffer).subarray(0, nread)
       if (stepper === undefined || !stepLends) return onData(Buffer.from(view))
-      let result: unknown
-      try {
-        result = stepper([view])
-      } catch (defect) {
-        readBuffer = undefined
-        return finishStep(Effect.die(defect))
-      }
-      if (result !== undefined) {
-        // the fiber may still use the bytes: this buffer is never read into again
-        readBuffer = undefined
-        return finishStep(Effect.succeed(result))
-      }
-      if (raw.writableLength > 0) {
-        // a write the step made may point into the buffer until it is written
+      // When the step is over the fiber may still use the bytes, and a write the step made may point into the
+      // buffer until it is written: either way the next read goes into another buffer.
+      if (runStep(view)) readBuffer = undefined
+      else if (raw.writableLength > 0) {
         held.push(readBuffer!)
         readBuffer = undefined
       }

@@ -490,7 +490,8 @@ const requestLoop = <E, R>(conn: Conn, app: App<E, R>): Effect.Effect<StopReason
       if (event === undefined) {
         if (conn.out.length > 0) {
           if (!conn.connection.tryWriteAll(conn.out)) return flushThenStep
-          conn.out = []
+          // the socket took the chunks; the list itself is ours to reuse
+          conn.out.length = 0
         }
         if (conn.closing || conn.eof || (conn.shuttingDown && conn.phase === Phase.Idle)) return idleStop
         conn.reading = true
