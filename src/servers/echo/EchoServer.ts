@@ -6,11 +6,12 @@
  *
  * @since 0.1.0
  */
-import { Effect, Pull } from "effect"
+import { Cause, Effect, Pull } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import type * as Connection from "../../core/Connection.ts"
 import type * as Datagram from "../../core/Datagram.ts"
 import * as Handler from "../../core/Handler.ts"
+import * as Server from "../../core/Server.ts"
 
 /**
  * Echoes one connection: each batch read is written back as one batch, so a read that delivered
@@ -18,16 +19,44 @@ import * as Handler from "../../core/Handler.ts"
  * the read event itself (`readWhileLent` + `tryWriteAll`), from read buffers the connection reuses;
  * a full send buffer hands the batch to the fiber, which waits for the drain and then goes back to
  * reading.
+ *
+ * At a graceful shutdown (`Server.Shutdown`) the echo stops reading: a connection waiting for bytes
+ * ends at once, one still writing a batch back ends once that batch is written. Either way our side
+ * then half-closes, as after the peer's own half-close.
  * @category handlers
  */
-export const echoConnection = (connection: Connection.Connection): Effect.Effect<void, Connection.ConnectionError> => {
-  const echoNow = (batch: NonEmptyReadonlyArray<Uint8Array>) => connection.tryWriteAll(batch) ? undefined : batch
-  const loop: Pull.Pull<void, Connection.ConnectionError> = Effect.flatMap(
-    connection.readWhileLent(echoNow),
-    (batch) => Effect.andThen(connection.writeAll(batch), loop)
-  )
-  return Pull.catchDone(loop, () => connection.end)
-}
+export const echoConnection = (connection: Connection.Connection): Effect.Effect<void, Connection.ConnectionError> =>
+  Effect.flatMap(Server.Shutdown, (shutdown) => {
+    // Whether the fiber holds a batch the socket could not take yet. Set in the read event, so the
+    // shutdown watcher sees it even before the fiber resumes; the fast path pays nothing for it.
+    let owing = false
+    let stopping = false
+    const echoNow = (batch: NonEmptyReadonlyArray<Uint8Array>) => {
+      if (connection.tryWriteAll(batch)) return undefined
+      owing = true
+      return batch
+    }
+    const afterWrite: Pull.Pull<never, Connection.ConnectionError> = Effect.suspend(() => {
+      owing = false
+      return stopping ? Cause.done() : loop
+    })
+    const loop: Pull.Pull<never, Connection.ConnectionError> = Effect.flatMap(
+      connection.readWhileLent(echoNow),
+      (batch) => Effect.andThen(connection.writeAll(batch), afterWrite)
+    )
+    // Wins the race (interrupting a read that waits) unless a batch is owed: then the loop ends itself after it.
+    const stopWhenIdle = Effect.andThen(
+      shutdown.requested,
+      Effect.suspend(() => {
+        stopping = true
+        return owing ? Effect.never : Effect.void
+      })
+    )
+    return Effect.raceFirst(loop, stopWhenIdle).pipe(
+      Pull.catchDone(() => Effect.void),
+      Effect.andThen(connection.end)
+    )
+  })
 
 /**
  * Echoes one datagram to its sender.
