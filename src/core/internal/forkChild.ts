@@ -3,7 +3,7 @@
  * says `Ready`, then serves whatever the parent sends: socket handles (it owns the connection from
  * then on: bytes never pass through the parent) and datagrams (replies go back over IPC). Each
  * job's outcome and every log line go back to the parent. It stops on `Stop` (after its jobs),
- * on SIGTERM (interrupting them), or when the parent goes away.
+ * on SIGTERM (interrupting them), on a second SIGINT (at once), or when the parent goes away.
  */
 // Subpath import: the package index loads every Node module, ~20 MB of heap in every child.
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -15,6 +15,7 @@ import * as Server from "../Server.ts"
 import * as IpcLog from "./ipcLog.ts"
 import * as Ipc from "./ipcMessages.ts"
 import * as NodeConnection from "./nodeConnection.ts"
+import * as ProcessExit from "./processExit.ts"
 
 const sendRaw = (message: Ipc.FromChild): Promise<void> =>
   new Promise((resolve) => {
@@ -131,8 +132,25 @@ const program = Effect.gen(function*() {
   Effect.provide(Layer.mergeAll(Logger.layer([ipcLogger]), Layer.succeed(References.MinimumLogLevel, "All")))
 )
 
+/** How long a stopped child may stay up for its connections to finish closing. */
+const exitGraceMillis = 1_000
+
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
-  // Exit right away: a handler's leftover timer must not keep a stopped child alive.
-  teardown: (exit) => process.exit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
+  teardown: (exit) => {
+    // Nothing more to say to the parent: the channel must not keep a stopped child alive, nor may a
+    // handler's leftover timer for longer than the grace.
+    process.channel?.unref()
+    const code = Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1
+    ProcessExit.exitWhenIdle(code, exitGraceMillis)
+  }
+})
+
+// A terminal's Ctrl-C reaches every process of the group, this child too. The parent turns it into
+// a graceful shutdown (`Shutdown`, then `Stop`), so the first SIGINT is the parent's to handle; a
+// second one ends the child at once, as it ends the parent. SIGTERM still interrupts the jobs.
+let interrupts = 0
+process.removeAllListeners("SIGINT")
+process.on("SIGINT", () => {
+  if (interrupts++ > 0) process.exit(130)
 })
