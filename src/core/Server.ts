@@ -5,10 +5,13 @@
  * they run). A handler written once runs under any combination:
  *
  * ```ts
- * const program = Effect.gen(function*() {
- *   const server = yield* Server.Server
- *   yield* server.serve(EchoServer.streamHandler)
- * }).pipe(Effect.provide(Server.layer().pipe(Layer.provide([StreamListener.layerTcp({ port: 7000 }), Strategy.layerFiber()]))))
+ * const ServerLive = Server.layer().pipe(
+ *   Layer.provide([StreamListener.layerTcp({ port: 7000 }), Strategy.layerFiber()])
+ * )
+ *
+ * Main.runMain(
+ *   Server.serve(EchoServer.streamHandler, { onListening: Main.printListening }).pipe(Effect.provide(ServerLive))
+ * )
  * ```
  *
  * Python's SocketServer, mapped: `serve_forever` is `serve`, `handle_request` with `timeout` is
@@ -410,15 +413,56 @@ export const layer = (options?: Options): Layer.Layer<Server, never, Listener.Li
   Layer.effect(Server, make(options))
 
 /**
- * A layer that serves `handler` in the background for as long as it is alive; releasing it
- * shuts the server down gracefully.
+ * Options of {@link serve}.
+ * @category models
+ */
+export interface ServeOptions {
+  /** Runs once the socket is bound, before the first connection is served: say where the server listens. */
+  readonly onListening?: ((address: NetAddress.SocketAddress) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * Serves `handler` on the current `Server` until the server shuts down or this effect is
+ * interrupted; `onListening` runs first, with the bound address. The way to run a server:
+ *
+ * ```ts
+ * const ServerLive = Server.layer().pipe(
+ *   Layer.provide([StreamListener.layerTcp({ port: 7000 }), Strategy.layerFiber()])
+ * )
+ *
+ * Main.runMain(
+ *   Server.serve(EchoServer.streamHandler, { onListening: Main.printListening }).pipe(Effect.provide(ServerLive))
+ * )
+ * ```
+ *
+ * Interruption (Ctrl-C and SIGTERM under `Main.runMain`) is a graceful shutdown: the listening
+ * socket closes at once, handlers see `Shutdown` (an idle connection ends, a busy one finishes its
+ * work) and the effect returns once they have drained. So `Effect.raceFirst(Server.serve(h), stop)`
+ * serves until `stop` completes.
+ * @category combinators
+ */
+export const serve = <E, R>(
+  handler: Handler.Handler<E, R>,
+  options?: ServeOptions
+): Effect.Effect<void, ServerError, Server | R> =>
+  Effect.gen(function*() {
+    const server = yield* Server
+    if (options?.onListening !== undefined) yield* options.onListening(server.address)
+    const serving = yield* Effect.forkChild(server.serve(handler), { startImmediately: true })
+    // Interrupted: the shutdown comes first, so that the listener closes now rather than after the drain.
+    yield* Fiber.join(serving).pipe(Effect.onInterrupt(() => server.shutdown))
+  })
+
+/**
+ * A layer that serves `handler` in the background for as long as it is alive (as {@link serve});
+ * releasing it shuts the server down gracefully. A failure to serve is logged.
  * @category layers
  */
-export const layerServe = <E, R>(handler: Handler.Handler<E, R>): Layer.Layer<never, never, Server | R> =>
-  Layer.effectDiscard(Effect.gen(function*() {
-    const server = yield* Server
-    yield* Effect.forkScoped(
-      server.serve(handler).pipe(Effect.catchCause((cause) => Effect.logError("server stopped with an error", cause))),
-      { startImmediately: true }
-    )
-  }))
+export const layerServe = <E, R>(
+  handler: Handler.Handler<E, R>,
+  options?: ServeOptions
+): Layer.Layer<never, never, Server | R> =>
+  Layer.effectDiscard(Effect.forkScoped(
+    serve(handler, options).pipe(Effect.catchCause((cause) => Effect.logError("server stopped with an error", cause))),
+    { startImmediately: true }
+  ))
