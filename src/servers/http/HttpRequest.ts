@@ -98,6 +98,11 @@ const collect = (source: BodySource): Effect.Effect<Uint8Array, HttpRequestError
     >
   })
 
+const discardAll = (source: BodySource): Effect.Effect<void, HttpRequestError> => {
+  const loop: Effect.Effect<never, HttpRequestError | Cause.Done> = Effect.flatMap(source.pull, () => loop)
+  return Effect.catchIf(loop, Cause.isDone, () => Effect.void) as Effect.Effect<void, HttpRequestError>
+}
+
 /**
  * One request. The body can be consumed once (as `body`, `bytes`, `text` or `json`), until the response has been
  * written; what the handler leaves unread is discarded by the server before the next request.
@@ -164,6 +169,14 @@ export class HttpRequest {
   /** The whole body in one buffer (bounded by the parser's body limit). */
   get bytes(): Effect.Effect<Uint8Array, HttpRequestError> {
     return collect(this.source)
+  }
+
+  /**
+   * Reads the rest of the body and drops it, failing like `bytes` when the body is malformed or cut short: for an
+   * application that answers only once the whole request has arrived, without keeping the body.
+   */
+  get discard(): Effect.Effect<void, HttpRequestError> {
+    return discardAll(this.source)
   }
 
   /** The whole body decoded as UTF-8 (invalid sequences become U+FFFD). */
