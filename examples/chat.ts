@@ -1,7 +1,8 @@
 /**
- * The chat room, both sides. `--name server` runs the server; any other name joins as a client.
+ * The chat room, both sides. `--name server` runs the server; any other name joins as a client. `--help` lists
+ * the flags.
  *
- *   npx tsx examples/chat.ts --name server --port 9090            # stops on Ctrl-C or a line on its stdin
+ *   npx tsx examples/chat.ts --name server --port 9090            # stops on Ctrl-C, SIGTERM or a line on its stdin
  *   npx tsx examples/chat.ts --name server --hub redis --redis-url redis://127.0.0.1:6379
  *   npx tsx examples/chat.ts --name alice --port 9090             # prompt `[alice@127.0.0.1]> `, a line = a say
  *
@@ -9,9 +10,7 @@
  * arrives (`#[bob@127.0.0.1]>> hi`, `(Connected: bob@127.0.0.1, 2 online)`, `(Now hung up: ...)`) and says so
  * when the server goes away.
  */
-import { Console, Context, Effect, Layer, Queue, Stream } from "effect"
-import type { Scope } from "effect"
-import { NetAddress } from "effect/net"
+import { Console, Effect, Layer, Queue, Stream } from "effect"
 import * as Readline from "node:readline"
 import * as Main from "../src/core/Main.ts"
 import * as Server from "../src/core/Server.ts"
@@ -22,15 +21,18 @@ import type * as ChatMessage from "../src/protocol/ChatMessage.ts"
 import * as ChatClient from "../src/servers/chat/ChatClient.ts"
 import * as ChatHub from "../src/servers/chat/ChatHub.ts"
 import * as ChatServer from "../src/servers/chat/ChatServer.ts"
-import * as Args from "./internal/Args.ts"
+import * as Cli from "./internal/Cli.ts"
 
 const flags = {
-  name: Args.optionalString,
-  host: Args.string(Transport.defaultHost),
-  port: Args.int({ min: 0, max: 65535, default: 9090 }),
-  path: Args.optionalString,
-  hub: Args.choice(["memory", "redis"], "memory"),
-  "redis-url": Args.string("redis://127.0.0.1:6379")
+  name: Cli.requiredString("name", { description: "`server` runs the server, any other name joins as a client" }),
+  host: Cli.string("host", { default: Transport.defaultHost, description: "the server's address" }),
+  port: Cli.int("port", { min: 0, max: 65535, default: 9090, description: "the server's port; 0 picks a free one" }),
+  path: Cli.optionalString("path", { description: "a Unix socket path instead of host and port" }),
+  hub: Cli.choice("hub", ["memory", "redis"], {
+    default: "memory",
+    description: "the server's room: in this process, or shared over Redis"
+  }),
+  redisUrl: Cli.string("redis-url", { default: "redis://127.0.0.1:6379", description: "Redis for --hub redis" })
 }
 
 // Lines typed on stdin; the stream ends when stdin closes.
@@ -50,26 +52,30 @@ const stdinLines: Stream.Stream<string> = Stream.callback<string>((queue) =>
   )
 )
 
-const runServer = (args: { readonly host: string; readonly port: number; readonly path: string | undefined; readonly hub: "memory" | "redis"; readonly redisUrl: string }) =>
-  Effect.gen(function*() {
-    const transport = args.path !== undefined ? Transport.unix({ path: args.path }) : Transport.tcp({ host: args.host, port: args.port })
-    const serverContext = yield* Layer.build(
-      Server.layer().pipe(Layer.provide([StreamListener.layer(transport), Strategy.layerFiber()]))
-    )
-    const server = Context.get(serverContext, Server.Server)
-    const hub = args.hub === "redis" ? ChatHub.layerRedis({ url: args.redisUrl }) : ChatHub.layerMemory
-    const roomContext = yield* Layer.build(ChatServer.layer().pipe(Layer.provide(hub)))
-    yield* Effect.forkScoped(server.serve(ChatServer.handler).pipe(Effect.provideContext(roomContext)), {
-      startImmediately: true
-    })
-    // On a signal too, the graceful shutdown comes first: every session sees it and tells its client `shutdown`.
-    yield* Effect.addFinalizer(() => server.shutdown)
-    yield* Console.log(`listening on ${NetAddress.formatSocketAddress(server.address)}`)
-    // A line on stdin stops the server; a closed stdin (e.g. run in the background) does not.
-    const line = yield* stdinLines.pipe(Stream.runHead)
-    if (line._tag === "None") yield* Effect.never
-    yield* server.shutdown
-  })
+const runServer = (args: {
+  readonly host: string
+  readonly port: number
+  readonly path: string | undefined
+  readonly hub: "memory" | "redis"
+  readonly redisUrl: string
+}) => {
+  const transport = args.path !== undefined
+    ? Transport.unix({ path: args.path })
+    : Transport.tcp({ host: args.host, port: args.port })
+  const ServerLive = Server.layer().pipe(Layer.provide([StreamListener.layer(transport), Strategy.layerFiber()]))
+  const hub = args.hub === "redis" ? ChatHub.layerRedis({ url: args.redisUrl }) : ChatHub.layerMemory
+  const RoomLive = ChatServer.layer().pipe(Layer.provide(hub))
+  // A line on stdin stops the server as a signal does; a closed stdin (e.g. run in the background) does not.
+  const lineOnStdin = Effect.flatMap(
+    Stream.runHead(stdinLines),
+    (line) => line._tag === "None" ? Effect.never : Effect.void
+  )
+  // Every session sees the graceful shutdown (`Server.Shutdown`) and tells its client `shutdown`.
+  return Server.serve(ChatServer.handler, { onListening: Main.printListening }).pipe(
+    Effect.raceFirst(lineOnStdin),
+    Effect.provide([ServerLive, RoomLive])
+  )
+}
 
 const render = (message: ChatMessage.ServerMessage): string => {
   switch (message.type) {
@@ -134,15 +140,14 @@ const runClient = (args: { readonly name: string; readonly host: string; readonl
     if (promptShown) process.stdout.write("\n")
   })
 
-const program: Effect.Effect<void, unknown, Scope.Scope> = Effect.gen(function*() {
-  const args = yield* Args.parse(flags)
-  if (args.name === undefined) {
-    return yield* new Args.ArgumentError({ message: "--name: required (`server` runs the server, any other name joins)" })
-  }
-  if (args.name === "server") {
-    return yield* runServer({ host: args.host, port: args.port, path: args.path, hub: args.hub, redisUrl: args["redis-url"] })
-  }
-  return yield* runClient({ name: args.name, host: args.host, port: args.port, path: args.path })
-})
+const chat = Cli.run(
+  { name: "chat", description: "The chat room: `--name server` runs the server, any other name joins it." },
+  flags,
+  (args) =>
+    Effect.gen(function*() {
+      if (args.name === "server") return yield* runServer(args)
+      return yield* Effect.scoped(runClient({ name: args.name, host: args.host, port: args.port, path: args.path }))
+    })
+)
 
-Main.runMain(Effect.scoped(program))
+Main.runMain(chat)

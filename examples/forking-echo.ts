@@ -24,12 +24,11 @@ export const pidEcho = Handler.stream(
   { module: import.meta.url, export: "pidEcho" }
 )
 
-Tour.runIfMain(
-  import.meta.url,
-  Tour.run({
-    banner: (port) => `forking echo server on 127.0.0.1:${port} (parent PID ${process.pid})`,
-    strategy: ForkStrategy.layer({ mode: "pool", size: 2 }),
-    handler: pidEcho,
-    messages: ["Hello echo server!", "Hello echo server!"]
-  })
-)
+Tour.runIfMain(import.meta.url, {
+  name: "forking-echo",
+  description: "A tour of the fork strategy: two clients, each reply names the child process that served it.",
+  banner: (port) => `forking echo server on 127.0.0.1:${port} (parent PID ${process.pid})`,
+  strategy: ForkStrategy.layer({ mode: "pool", size: 2 }),
+  handler: pidEcho,
+  messages: ["Hello echo server!", "Hello echo server!"]
+})

@@ -26,12 +26,11 @@ export const threadEcho = Handler.stream(
   { module: import.meta.url, export: "threadEcho" }
 )
 
-Tour.runIfMain(
-  import.meta.url,
-  Tour.run({
-    banner: (port) => `threading echo server on 127.0.0.1:${port}`,
-    strategy: WorkerStrategy.layer({ size: 3 }),
-    handler: threadEcho,
-    messages: [1, 2, 3].map((n) => `Hello from Client ${n}`)
-  })
-)
+Tour.runIfMain(import.meta.url, {
+  name: "threading-echo",
+  description: "A tour of the worker strategy: three clients, each reply names the worker thread that served it.",
+  banner: (port) => `threading echo server on 127.0.0.1:${port}`,
+  strategy: WorkerStrategy.layer({ size: 3 }),
+  handler: threadEcho,
+  messages: [1, 2, 3].map((n) => `Hello from Client ${n}`)
+})

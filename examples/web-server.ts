@@ -1,40 +1,37 @@
 /**
- * The HTTP/1.1 web server: every request gets `200`, `Content-Type: text/plain`, body `Hello from Epoll Server`.
+ * The HTTP/1.1 web server: every request gets `200`, `Content-Type: text/plain`, body `Hello from Epoll Server`,
+ * once the whole request (head and body) has been read. A body that breaks the HTTP framing gets the parser's status
+ * (400, 413, ...) instead, and the connection closes. `--help` lists the flags.
  *
  *   npx tsx examples/web-server.ts --port 8080
  *   npx tsx examples/web-server.ts --strategy worker --workers 4
  *
- * Prints `listening on HOST:PORT` once ready; Ctrl-C or SIGTERM stops it gracefully (exit 0).
+ * Prints `listening on HOST:PORT` once ready. Ctrl-C or SIGTERM stops it gracefully (exit 0): idle keep-alive
+ * connections close at once, a request under way gets its response (with `Connection: close`) first.
  */
-import { Console, Context, Effect, Fiber, Layer } from "effect"
-import { NetAddress } from "effect/net"
-import * as Os from "node:os"
+import { Effect, Layer } from "effect"
 import * as Main from "../src/core/Main.ts"
 import * as Server from "../src/core/Server.ts"
 import * as StreamListener from "../src/core/StreamListener.ts"
 import * as Transport from "../src/core/Transport.ts"
 import * as WebServer from "../src/servers/http/WebServer.ts"
-import * as Args from "./internal/Args.ts"
+import * as Cli from "./internal/Cli.ts"
 import * as Strategies from "./internal/Strategies.ts"
 
 const flags = {
-  strategy: Args.choice(Strategies.names, "fiber"),
-  host: Args.string(Transport.defaultHost),
-  port: Args.int({ min: 0, max: 65535, default: 8080 }),
-  workers: Args.int({ min: 1, max: 1024, default: Os.availableParallelism() })
+  ...Strategies.flags,
+  host: Cli.string("host", { default: Transport.defaultHost, description: "address to bind" }),
+  port: Cli.int("port", { min: 0, max: 65535, default: 8080, description: "port to bind; 0 picks a free one" })
 }
 
-const program = Effect.gen(function*() {
-  const args = yield* Args.parse(flags)
-  const listener = StreamListener.layer(Transport.tcp({ host: args.host, port: args.port }))
-  const strategy = yield* Strategies.layerFor(args.strategy, args.workers)
-  const context = yield* Layer.build(Server.layer().pipe(Layer.provide([listener, strategy])))
-  const server = Context.get(context, Server.Server)
-  yield* Console.log(`listening on ${NetAddress.formatSocketAddress(server.address)}`)
-  // On a signal, start the server's graceful shutdown before anything is interrupted: that is what tells idle
-  // keep-alive connections to close at once (interrupting `serve` alone drains without telling handlers).
-  const serving = yield* Effect.forkChild(server.serve(WebServer.webServer), { startImmediately: true })
-  yield* Fiber.join(serving).pipe(Effect.onInterrupt(() => server.shutdown))
-}).pipe(Effect.scoped)
+const webServer = Cli.run(
+  { name: "web-server", description: "An HTTP/1.1 server that answers every request with Hello from Epoll Server." },
+  flags,
+  (args) => {
+    const listener = StreamListener.layer(Transport.tcp({ host: args.host, port: args.port }))
+    const ServerLive = Server.layer().pipe(Layer.provide([listener, Strategies.layerFor(args.strategy, args.workers)]))
+    return Server.serve(WebServer.webServer, { onListening: Main.printListening }).pipe(Effect.provide(ServerLive))
+  }
+)
 
-Main.runMain(program)
+Main.runMain(webServer)

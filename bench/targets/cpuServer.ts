@@ -8,8 +8,8 @@
  * connection. `--rounds` is the hashing per request (see `cpuHandler.ts`). Prints
  * `listening on HOST:PORT` once bound; SIGTERM stops it gracefully (exit 0).
  */
-import { Console, Context, Effect, Layer } from "effect"
-import { NetAddress } from "effect/net"
+import { Effect, Layer } from "effect"
+import * as Cli from "../../examples/internal/Cli.ts"
 import * as ForkStrategy from "../../src/core/ForkStrategy.ts"
 import * as Main from "../../src/core/Main.ts"
 import * as Server from "../../src/core/Server.ts"
@@ -17,18 +17,22 @@ import * as Strategy from "../../src/core/Strategy.ts"
 import * as StreamListener from "../../src/core/StreamListener.ts"
 import * as Transport from "../../src/core/Transport.ts"
 import * as WorkerStrategy from "../../src/core/WorkerStrategy.ts"
-import * as Args from "../../examples/internal/Args.ts"
 import * as CpuHandler from "./cpuHandler.ts"
 
 /** The strategies this server can run, as the suite names them. */
 export const strategies = ["fiber", "fork", "worker", "fork-per-connection"] as const
 
 const flags = {
-  strategy: Args.choice(strategies, "fiber"),
-  workers: Args.int({ min: 1, max: 64, default: 2 }),
-  rounds: Args.int({ min: 0, max: 10_000_000, default: CpuHandler.defaultRounds }),
-  host: Args.string("127.0.0.1"),
-  port: Args.int({ min: 0, max: 65535, default: 0 })
+  strategy: Cli.choice("strategy", strategies, { default: "fiber", description: "how connections run" }),
+  workers: Cli.int("workers", { min: 1, max: 64, default: 2, description: "fork/worker pool size" }),
+  rounds: Cli.int("rounds", {
+    min: 0,
+    max: 10_000_000,
+    default: CpuHandler.defaultRounds,
+    description: "hashing rounds per request"
+  }),
+  host: Cli.string("host", { default: "127.0.0.1", description: "address to bind" }),
+  port: Cli.int("port", { min: 0, max: 65535, default: 0, description: "port to bind; 0 picks a free one" })
 }
 
 const layerFor = (strategy: typeof strategies[number], workers: number): Layer.Layer<Strategy.Strategy> => {
@@ -44,19 +48,18 @@ const layerFor = (strategy: typeof strategies[number], workers: number): Layer.L
   }
 }
 
-const program = Effect.gen(function*() {
-  const args = yield* Args.parse(flags)
-  // Read by the handler wherever it runs: fork children and worker threads inherit the environment.
-  process.env[CpuHandler.roundsVariable] = String(args.rounds)
-  const context = yield* Layer.build(
-    Server.layer().pipe(Layer.provide([
+const cpuServer = Cli.run(
+  { name: "cpuServer", description: "The strategies benchmark's server: CPU-bound requests under one strategy." },
+  flags,
+  (args) => {
+    // Read by the handler wherever it runs: fork children and worker threads inherit the environment.
+    process.env[CpuHandler.roundsVariable] = String(args.rounds)
+    const ServerLive = Server.layer().pipe(Layer.provide([
       StreamListener.layer(Transport.tcp({ host: args.host, port: args.port })),
       layerFor(args.strategy, args.workers)
     ]))
-  )
-  const server = Context.get(context, Server.Server)
-  yield* Console.log(`listening on ${NetAddress.formatSocketAddress(server.address)}`)
-  yield* server.serve(CpuHandler.cpuHandler)
-}).pipe(Effect.scoped)
+    return Server.serve(CpuHandler.cpuHandler, { onListening: Main.printListening }).pipe(Effect.provide(ServerLive))
+  }
+)
 
-Main.runMain(program)
+Main.runMain(cpuServer)
