@@ -22,21 +22,31 @@ export interface Program {
   readonly waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>
   /** Resolves with the exit code (or signal name). */
   readonly exited: Promise<number | string>
+  /** Sends `signal` to the program, or to its whole process group (as a terminal's Ctrl-C) if started with `group`. */
+  readonly signal: (signal: NodeJS.Signals) => void
 }
 
-/** Starts `node --import tsx <file> ...args` from the repository root; killed when the scope closes. */
+/**
+ * Starts `node --import tsx <file> ...args` from the repository root; killed when the scope closes. With `group`, the
+ * program leads a process group of its own, so that a signal can reach it and every process it started at once.
+ */
 export const start = (
   file: string,
   args: ReadonlyArray<string> = [],
-  options?: { readonly env?: Record<string, string> | undefined }
+  options?: { readonly env?: Record<string, string> | undefined; readonly group?: boolean | undefined }
 ): Effect.Effect<Program, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const child = ChildProcess.spawn(node, ["--import", "tsx", Path.join(root, file), ...args], {
         cwd: root,
         stdio: ["pipe", "pipe", "pipe"],
-        env: { ...process.env, FORCE_COLOR: "0", ...options?.env }
+        env: { ...process.env, FORCE_COLOR: "0", ...options?.env },
+        detached: options?.group === true
       })
+      const signal = (name: NodeJS.Signals) => {
+        if (options?.group === true && child.pid !== undefined) process.kill(-child.pid, name)
+        else child.kill(name)
+      }
       const stdout: Array<string> = []
       const stderr: Array<string> = []
       const waiters = new Set<() => void>()
@@ -84,12 +94,12 @@ export const start = (
           waiters.add(check)
           check()
         })
-      return { child, stdout, stderr, waitFor, exited }
+      return { child, stdout, stderr, waitFor, exited, signal }
     }),
     (program) =>
       Effect.promise(() => {
         if (program.child.exitCode !== null || program.child.signalCode !== null) return Promise.resolve()
-        program.child.kill("SIGKILL")
+        program.signal("SIGKILL")
         return program.exited.then(() => undefined)
       })
   )
@@ -103,6 +113,19 @@ export const run = (file: string, args: ReadonlyArray<string>, timeoutMs = 30_00
     )
     return { code, stdout: program.stdout, stderr: program.stderr }
   }))
+
+/**
+ * The exit code, or `"still running"` when the program has not exited within `boundMs`: a guard against a hang (a
+ * shutdown waiting out its drain timeout), not a measure of speed.
+ */
+export const exitWithin = (program: Program, boundMs = 5_000): Effect.Effect<number | string> =>
+  Effect.promise(() => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const bound = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve("still running"), boundMs)
+    })
+    return Promise.race([program.exited, bound]).finally(() => clearTimeout(timer))
+  })
 
 /** `listening on 127.0.0.1:PORT` -> PORT */
 export const listeningPort = /^listening on 127\.0\.0\.1:(\d+)$/
