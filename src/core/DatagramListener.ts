@@ -1,9 +1,10 @@
 /**
  * UDP and Unix-datagram listeners as scoped Layers providing `Listener`.
  *
- * UDP is effect's `NodeDatagramSocket`. Node has no Unix-datagram sockets, so those come from the
- * `node-unix-socket` addon, wrapped here the same way. Datagrams that arrive faster than they are
- * handled wait in a bounded queue; past it they are dropped (and counted), as the kernel would.
+ * UDP is plain `node:dgram` (not effect's `NodeDatagramSocket`: see `makeUdp` for why). Node has
+ * no Unix-datagram sockets, so those come from the `node-unix-socket` addon, wrapped the same way.
+ * Datagrams that arrive faster than they are handled wait in a bounded queue; past it they are
+ * dropped (and counted), as the kernel would.
  *
  * @since 0.1.0
  */

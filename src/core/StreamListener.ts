@@ -9,7 +9,8 @@
  * can only stop accepting by releasing its scope, which waits for every connection to end and
  * forks a fiber per connection with no bound, while graceful shutdown must close the listening
  * socket first and let connections drain, and the server must be able to pause serving at a
- * connection limit. Every accepted connection is still effect's `NodeSocket` (see `open`).
+ * connection limit. Accepted connections are not effect's `NodeSocket` either: `Connection` is
+ * implemented over the raw socket (see `internal/nodeConnection.ts` for why).
  *
  * @since 0.1.0
  */
