@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Pull, Scope } from "effect"
+import { NetAddress } from "effect/net"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Connection from "../../src/core/Connection.ts"
@@ -223,6 +224,58 @@ describe("Server", () => {
         yield* Fiber.interrupt(serving)
         assert.strictEqual((yield* Effect.promise(() => farewell)).toString(), "bye")
         socket.destroy()
+      }))
+
+    it.live("the echo handler ends an idle connection at once, without waiting out the drain", () =>
+      Effect.gen(function*() {
+        const server = yield* buildServer(Transport.tcp(), Strategy.layerFiber(), { drainTimeout: "1 hour" })
+        yield* Effect.forkChild(server.serve(EchoServer.streamHandler), { startImmediately: true })
+        const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+        socket.write("ping")
+        assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(socket, 4))).toString(), "ping")
+        yield* server.shutdown
+        assert.strictEqual(yield* Effect.promise(() => Loopback.closed(socket)), "end")
+      }))
+
+    it.live("Server.serve announces the bound address, and on interruption closes the listener before the drain", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const told = yield* Deferred.make<void>()
+        // Told of the shutdown, it still needs `release` to finish: the drain waits for it.
+        const slow = Handler.stream((connection) =>
+          Effect.gen(function*() {
+            yield* Deferred.succeed(started, undefined)
+            yield* (yield* Server.Shutdown).requested
+            yield* Deferred.succeed(told, undefined)
+            yield* Deferred.await(release)
+            yield* connection.end
+          })
+        )
+        const context = yield* Layer.build(
+          Server.layer({ drainTimeout: "1 hour" }).pipe(
+            Layer.provide([Loopback.listenerLayer(Transport.tcp()), Strategy.layerFiber()])
+          )
+        )
+        const announced = yield* Deferred.make<string>()
+        const serving = yield* Effect.forkChild(
+          Server.serve(slow, {
+            onListening: (address) => Deferred.succeed(announced, NetAddress.formatSocketAddress(address)).pipe(Effect.asVoid)
+          }).pipe(Effect.provideContext(context)),
+          { startImmediately: true }
+        )
+        const server = Context.get(context, Server.Server)
+        assert.strictEqual(yield* Deferred.await(announced), NetAddress.formatSocketAddress(server.address))
+        const target = Loopback.targetOf(server.address)
+        const socket = yield* Effect.promise(() => Loopback.connect(target))
+        yield* Deferred.await(started)
+        const stopping = yield* Effect.forkChild(Fiber.interrupt(serving), { startImmediately: true })
+        yield* Deferred.await(told)
+        const refused = yield* Effect.promise(() => Loopback.connect(target, 2_000).then(() => "connected", (e) => e.code))
+        assert.strictEqual(refused, "ECONNREFUSED")
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(stopping)
+        assert.strictEqual(yield* Effect.promise(() => Loopback.closed(socket)), "end")
       }))
 
     it.live("immediate shutdown interrupts in-flight handlers at once", () =>
