@@ -149,6 +149,7 @@ NodeRuntime.runMain(program, {
 // A terminal's Ctrl-C reaches every process of the group, this child too. The parent turns it into
 // a graceful shutdown (`Shutdown`, then `Stop`), so the first SIGINT is the parent's to handle; a
 // second one ends the child at once, as it ends the parent. SIGTERM still interrupts the jobs.
+// (`runMain` above has installed its interrupt-on-SIGINT listener by now; it is replaced here.)
 let interrupts = 0
 process.removeAllListeners("SIGINT")
 process.on("SIGINT", () => {
