@@ -25,7 +25,8 @@ export interface OpenOptions {
 
 /**
  * A connection that was accepted and is waiting to be served. Nothing has been read from it yet.
- * Exactly one of `open`, `transfer` or `reject` must be used: until then the server owns it.
+ * Exactly one of `open` or `reject` must be used (a strategy that runs it in another process or
+ * thread takes it over instead): until then the server owns it.
  * @category models
  */
 export interface IncomingConnection {
@@ -38,13 +39,6 @@ export interface IncomingConnection {
   readonly peer: string
   /** Opens the connection for reading and writing here; closing the scope closes the connection. */
   readonly open: (options?: OpenOptions) => Effect.Effect<Connection.Connection, Connection.ConnectionError, Scope.Scope>
-  /**
-   * The OS-level handle (a Node `net.Socket`), for strategies that pass the connection to another
-   * process. Hand it over with `child.send(message, handle)`, then call `release`.
-   */
-  readonly handle: unknown
-  /** Drops this process's copy of the handle after it was passed elsewhere (does not reset the peer). */
-  readonly release: Effect.Effect<void>
   /** Closes the connection without serving it (verification failed, shutdown). */
   readonly reject: Effect.Effect<void>
 }

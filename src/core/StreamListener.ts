@@ -20,6 +20,7 @@ import * as Net from "node:net"
 import * as Listener from "./Listener.ts"
 import * as Transport from "./Transport.ts"
 import * as BindErrors from "./internal/bindError.ts"
+import * as Handoff from "./internal/handoff.ts"
 import * as NodeConnection from "./internal/nodeConnection.ts"
 import * as UnixPath from "./internal/unixPath.ts"
 
@@ -120,7 +121,8 @@ export const make = Effect.fnUntraced(function*(transport: Transport.StreamTrans
     if (stopped) return raw.destroy()
     const id = ++nextId
     const peer = NodeConnection.peerOf(raw, kind)
-    const incoming: Listener.IncomingConnection = {
+    // The socket travels with it, for the fork and worker strategies to hand over (see internal/handoff.ts).
+    const incoming = Handoff.attach<Listener.IncomingConnection>({
       _tag: "IncomingConnection",
       id,
       transport: kind,
@@ -131,14 +133,10 @@ export const make = Effect.fnUntraced(function*(transport: Transport.StreamTrans
         raw.destroyed
           ? Effect.fail(NodeConnection.closedBeforeOpen)
           : NodeConnection.open(raw, { id, transport: kind, localAddress: address, peer, idleTimeout: openOptions?.idleTimeout }),
-      handle: raw,
-      release: Effect.sync(() => {
-        raw.destroy()
-      }),
       reject: Effect.sync(() => {
         raw.destroy()
       })
-    }
+    }, raw)
     if (!Queue.offerUnsafe(queue, incoming)) {
       dropped++
       raw.destroy()

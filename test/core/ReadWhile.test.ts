@@ -15,7 +15,7 @@ const lineStep = Handlers.lineLengthStep
 describe("Connection.readWhile", () => {
   for (const { name, layer } of [
     { name: "in the read event", layer: () => Strategy.layerFiber() },
-    { name: "over a worker's connection (the loop runs in the fiber there)", layer: () => WorkerStrategy.layer({ size: 1 }) }
+    { name: "in the read event of a worker that owns the socket", layer: () => WorkerStrategy.layer({ size: 1 }) }
   ]) {
     it.live(`steps through batches until the step returns a value, then the fiber gets it: ${name}`, () =>
       Effect.gen(function*() {

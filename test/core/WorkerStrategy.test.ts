@@ -94,6 +94,27 @@ describe("WorkerStrategy", () => {
         assert.isTrue(failures.some((f) => f.includes("exited")), failures.join("\n"))
       })))
 
+  it.live("4 x 16 MiB concurrent echoes through the worker pool arrive byte-exact", () =>
+    withWorkers({ size: 2 }, (_pool, layer) =>
+      Effect.gen(function*() {
+        const server = yield* Loopback.startServer(Transport.tcp(), layer, EchoServer.streamHandler)
+        const target = Loopback.targetOf(server.address)
+        const payloads = Array.from({ length: 4 }, (_, i) => Loopback.bytes(16 * 1024 * 1024, 11 + i))
+        const replies = yield* Effect.promise(() => Promise.all(payloads.map((p) => Loopback.exchange(target, p, 120_000))))
+        replies.forEach((reply, i) => assert.isTrue(Buffer.from(payloads[i]!).equals(reply), `echo ${i}`))
+      })), 180_000)
+
+  it.live("a Unix-stream connection, which Node cannot move to a thread, is relayed: the fast paths fall back", () =>
+    withWorkers({ size: 1 }, (_pool, layer) =>
+      Effect.gen(function*() {
+        const path = Loopback.tempSocketPath("worker-relay")
+        const server = yield* Loopback.startServer(Transport.unix({ path }), layer, Handlers.fastPathReport)
+        const report = yield* PoolStrategyCases.fastPathReport(server.address)
+        assert.isFalse(report.tryWriteAll)
+        // Every batch is the worker's own copy: lent, but never reused.
+        assert.strictEqual(report.buffers, report.reads)
+      })))
+
   it.live("interrupting the server mid-connection terminates every worker", () =>
     withWorkers({ size: 2 }, (pool, layer) =>
       Effect.gen(function*() {

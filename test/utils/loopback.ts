@@ -98,6 +98,18 @@ export const readExactly = (socket: Net.Socket, length: number, timeoutMs = 10_0
     socket.on("end", onEnd)
   })
 
+/** Collects everything the socket receives until the server ends it. */
+export const readUntilEnd = (socket: Net.Socket, timeoutMs = 20_000): Promise<Buffer> =>
+  new Promise((resolve, reject) => {
+    const chunks: Array<Buffer> = []
+    const timer = setTimeout(() => reject(new Error("the server did not end the connection in time")), timeoutMs)
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk))
+    socket.once("end", () => {
+      clearTimeout(timer)
+      resolve(Buffer.concat(chunks))
+    })
+  })
+
 /** Resolves when the socket is closed by the server (end or error). */
 export const closed = (socket: Net.Socket, timeoutMs = 10_000): Promise<"end" | "error"> =>
   new Promise((resolve, reject) => {

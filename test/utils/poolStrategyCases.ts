@@ -1,12 +1,14 @@
 /**
  * The test cases the fork and worker strategies share: stream echo over TCP and Unix, 50 concurrent
- * clients spread over the pool, UDP and Unix datagrams, the idle timeout, graceful shutdown seen by a
+ * clients spread over the pool, the member's own socket (fast paths), a member that dies next to a
+ * connection that goes on, UDP and Unix datagrams, the idle timeout, graceful shutdown seen by a
  * handler, and refusing a handler without a reference. Each strategy's test file registers them
  * once, with its own pool, its own way of naming the member that served a reply, and its own names.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import type { Layer, Scope } from "effect"
+import type { NetAddress } from "effect/net"
 import { Buffer } from "node:buffer"
 import * as Strategy from "../../src/core/Strategy.ts"
 import * as Transport from "../../src/core/Transport.ts"
@@ -48,6 +50,18 @@ export interface PoolStrategy {
   }
 }
 
+/** Talks to a `Handlers.fastPathReport` server: waits for `ready`, sends its bytes, parses the report. */
+export const fastPathReport = (address: NetAddress.SocketAddress) =>
+  Effect.gen(function*() {
+    const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(address)))
+    assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(socket, 6))).toString(), "ready\n")
+    const reply = Loopback.readUntilEnd(socket)
+    socket.write(Loopback.bytes(Handlers.fastPathBytes, 3))
+    const match = /^tryWriteAll (true|false) reads (\d+) buffers (\d+)\n$/.exec((yield* Effect.promise(() => reply)).toString())
+    assert.isNotNull(match)
+    return { tryWriteAll: match![1] === "true", reads: Number(match![2]), buffers: Number(match![3]) }
+  })
+
 /** Registers the shared `it.live` cases for `pool` in the current `describe`. */
 export const registerPoolStrategyCases = (pool: PoolStrategy): void => {
   for (const make of [() => Transport.tcp(), () => Transport.unix({ path: Loopback.tempSocketPath(pool.tag) })]) {
@@ -84,6 +98,43 @@ export const registerPoolStrategyCases = (pool: PoolStrategy): void => {
           })))
     })
   }
+
+  it.live(`a connection served by a ${pool.member} is its own socket: tryWriteAll takes writes, lent reads reuse one buffer`, () =>
+    pool.withPool(1, (layer) =>
+      Effect.gen(function*() {
+        const server = yield* Loopback.startServer(Transport.tcp(), layer, Handlers.fastPathReport)
+        const report = yield* fastPathReport(server.address)
+        assert.isTrue(report.tryWriteAll)
+        // At most 64 KiB per read: 1 MiB took many reads, all of them into the same buffer.
+        assert.isAtLeast(report.reads, 16)
+        assert.strictEqual(report.buffers, 1)
+      })))
+
+  it.live(`a ${pool.member} that dies mid-connection costs only its own connections: one on another ${pool.member} goes on`, () =>
+    pool.withPool(2, (layer) =>
+      Effect.gen(function*() {
+        const failures: Array<string> = []
+        const server = yield* Loopback.startServer(Transport.tcp(), layer, Handlers.echoUntilDie, {
+          onError: (failure) => Effect.sync(() => failures.push(String(failure.cause)))
+        })
+        const target = Loopback.targetOf(server.address)
+        const survivor = yield* Effect.promise(() => Loopback.connect(target))
+        survivor.write("before")
+        assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(survivor, 6))).toString(), "before")
+        // The least busy member takes the next connection: the other one.
+        const victim = yield* Effect.promise(() => Loopback.connect(target))
+        victim.write("hello")
+        assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(victim, 5))).toString(), "hello")
+        victim.write("die")
+        yield* Effect.promise(() => Loopback.closed(victim))
+        survivor.write("after")
+        assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(survivor, 5))).toString(), "after")
+        survivor.end()
+        yield* Effect.promise(() => Loopback.closed(survivor))
+        assert.strictEqual((yield* Effect.promise(() => Loopback.exchange(target, "a new one"))).toString(), "a new one")
+        assert.strictEqual(failures.length, 1, failures.join("\n"))
+        assert.include(failures[0], "exited")
+      })))
 
   it.live(pool.names.datagrams, () =>
     pool.withPool(2, (layer) =>

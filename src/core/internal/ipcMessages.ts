@@ -1,7 +1,10 @@
 /**
- * The messages exchanged between the server and its fork children (Node IPC, `advanced`
- * serialization) and its worker threads (`MessagePort`). Both sides decode what they receive with
- * these schemas, so a message from another version or a bug is a logged protocol error, not a crash.
+ * The messages between the server and its members: fork children (Node IPC, `advanced`
+ * serialization) and worker threads (`postMessage`). Both kinds speak the same protocol; only
+ * how a connection travels differs (a fork child gets the socket handle as the second argument
+ * of `send`, a worker gets it transferred in the message's `attached` field, see `remote.ts`).
+ * Both sides decode what they receive with these schemas, so a message from another version or
+ * a bug is a logged protocol error, not a crash.
  *
  * Only plain data crosses: addresses travel as `WireAddress` and are rebuilt on the other side,
  * payloads as `Uint8Array`, failures as a tag and a message.
@@ -40,11 +43,11 @@ export const fromWireInet = (wire: WireAddress | undefined): NetAddress.InetAddr
 /** A reference to a handler module and export. */
 export const Reference = Schema.Struct({ module: Schema.String, export: Schema.String })
 
-/** How a handler failed, as plain data; `tag` lets the parent tell routine connection errors apart. */
+/** How a handler failed, as plain data; `tag` lets the server tell routine connection errors apart. */
 export const WireFailure = Schema.Struct({ tag: Schema.String, message: Schema.String })
 export type WireFailure = typeof WireFailure.Type
 
-/** How a job ended on the other side. */
+/** How a job ended in the member. */
 export const WireOutcome = Schema.Union([
   Schema.TaggedStruct("Completed", {}),
   Schema.TaggedStruct("Failed", { failure: WireFailure }),
@@ -52,13 +55,15 @@ export const WireOutcome = Schema.Union([
 ])
 export type WireOutcome = typeof WireOutcome.Type
 
-/** Metadata of a stream connection, sent with its socket handle (fork) or its port (worker). */
+/** Metadata of a stream connection, sent with its socket (or, for a bridged connection, its port). */
 export const ConnectionMeta = Schema.Struct({
   id: Schema.Number,
   transport: Schema.Literals(["tcp", "unix"]),
   localAddress: WireAddress,
   remoteAddress: Schema.optionalKey(WireAddress),
   peer: Schema.String,
+  /** Whether our side stays writable after the peer's FIN, as the listener accepted it. */
+  allowHalfOpen: Schema.Boolean,
   /** The server's idle timeout in milliseconds, applied where the connection is opened. */
   idleTimeoutMillis: Schema.optionalKey(Schema.Number)
 })
@@ -73,7 +78,7 @@ export const DatagramMeta = Schema.Struct({
 })
 export type DatagramMeta = typeof DatagramMeta.Type
 
-/** A log line from a child or worker, re-logged by the parent with the child's pid or thread id. */
+/** A log line from a member, re-logged by the server with the member's pid or thread id. */
 export const LogRecord = Schema.TaggedStruct("Log", {
   level: Schema.Literals(["Fatal", "Error", "Warn", "Info", "Debug", "Trace"]),
   message: Schema.String,
@@ -81,85 +86,72 @@ export const LogRecord = Schema.TaggedStruct("Log", {
 })
 export type LogRecord = typeof LogRecord.Type
 
-// ---------------------------------------------------------------------------------------------
-// fork: parent <-> child over the IPC channel
-// ---------------------------------------------------------------------------------------------
+/** Server -> member: serve this connection; its socket (or bridge port) travels alongside. */
+export const ConnectionJob = Schema.TaggedStruct("Connection", { job: Schema.Number, meta: ConnectionMeta })
+export type ConnectionJob = typeof ConnectionJob.Type
 
 /**
- * Parent -> child. `Connection` travels with the socket handle as the second argument of `send`.
- * `Shutdown`: the server stopped accepting (graceful shutdown began), for the handlers' `Server.Shutdown`;
- * `Stop`: no job is left, exit.
+ * Server -> member.
+ * - `Connection`, `Datagram`: a job.
+ * - `Replied`: the server sent (or failed to send) the datagram reply with this `seq`.
+ * - `Shutdown`: the server stopped accepting (graceful shutdown began), for the handlers' `Server.Shutdown`.
+ * - `Stop`: no job is left for this member; finish and exit.
  */
-export const ToChild = Schema.Union([
-  Schema.TaggedStruct("Connection", { job: Schema.Number, meta: ConnectionMeta }),
+export const ToMember = Schema.Union([
+  ConnectionJob,
   Schema.TaggedStruct("Datagram", { job: Schema.Number, meta: DatagramMeta }),
+  Schema.TaggedStruct("Replied", { seq: Schema.Number, error: Schema.optionalKey(Schema.String) }),
   Schema.TaggedStruct("Shutdown", {}),
   Schema.TaggedStruct("Stop", {})
 ])
-export type ToChild = typeof ToChild.Type
+export type ToMember = typeof ToMember.Type
 
-/** Child -> parent. */
-export const FromChild = Schema.Union([
+/**
+ * Member -> server.
+ * - `Ready` / `LoadFailed`: the handshake, once the handler module was (or could not be) loaded.
+ * - `Done`: how a job ended.
+ * - `Reply`: send this datagram reply from the server's socket, then answer `Replied`.
+ * - `Log`: a log line.
+ */
+export const FromMember = Schema.Union([
   Schema.TaggedStruct("Ready", {}),
   Schema.TaggedStruct("LoadFailed", { message: Schema.String }),
   Schema.TaggedStruct("Done", { job: Schema.Number, outcome: WireOutcome }),
-  Schema.TaggedStruct("Reply", { job: Schema.Number, payload: Schema.Uint8Array }),
+  Schema.TaggedStruct("Reply", { job: Schema.Number, seq: Schema.Number, payload: Schema.Uint8Array }),
   LogRecord
 ])
-export type FromChild = typeof FromChild.Type
+export type FromMember = typeof FromMember.Type
 
 // ---------------------------------------------------------------------------------------------
-// worker: main thread <-> worker over `parentPort`, and per job over its own MessagePort
+// The byte bridge (a connection whose socket cannot move to a worker): one MessagePort per job
 // ---------------------------------------------------------------------------------------------
 
-/** Main -> worker on `parentPort`: a job, with its port in the transfer list. */
-export const WorkerJob = Schema.TaggedStruct("Job", {
-  job: Schema.Number,
-  port: Schema.Unknown,
-  connection: Schema.optionalKey(ConnectionMeta),
-  datagram: Schema.optionalKey(DatagramMeta)
-})
-
-/** Main -> worker on `parentPort`: a job, or `Shutdown` (graceful shutdown began, as for fork children). */
-export const ToWorker = Schema.Union([WorkerJob, Schema.TaggedStruct("Shutdown", {})])
-export type ToWorker = typeof ToWorker.Type
-
-/** Worker -> main on `parentPort`. */
-export const FromWorker = Schema.Union([
-  Schema.TaggedStruct("Ready", {}),
-  Schema.TaggedStruct("LoadFailed", { message: Schema.String }),
-  LogRecord
-])
-export type FromWorker = typeof FromWorker.Type
-
-/** Why a read or write failed on the main thread's socket. */
+/** Why a read or write failed on the server's socket. */
 export const WireConnectionError = Schema.Struct({
   reason: Schema.Literals(["ReadFailed", "WriteFailed", "IdleTimeout", "Closed"]),
   message: Schema.String
 })
 
 /**
- * Worker -> main on a job's port. `Read` is one unit of read credit: the main thread reads from
- * the socket only while the worker has asked for data. `Write` and `Reply` are acknowledged.
+ * Member -> server on a bridged job's port. `Read` is one unit of read credit: the server reads
+ * from the socket only while the member has asked for data. The others are acknowledged by `seq`.
  */
-export const FromJob = Schema.Union([
+export const BridgeRequest = Schema.Union([
   Schema.TaggedStruct("Read", {}),
   Schema.TaggedStruct("Write", { seq: Schema.Number, chunks: Schema.Array(Schema.Uint8Array) }),
-  Schema.TaggedStruct("End", {}),
-  Schema.TaggedStruct("Close", {}),
-  Schema.TaggedStruct("Reply", { seq: Schema.Number, payload: Schema.Uint8Array }),
-  Schema.TaggedStruct("Done", { outcome: WireOutcome })
+  Schema.TaggedStruct("End", { seq: Schema.Number }),
+  Schema.TaggedStruct("Close", { seq: Schema.Number })
 ])
-export type FromJob = typeof FromJob.Type
+export type BridgeRequest = typeof BridgeRequest.Type
 
-/** Main -> worker on a job's port: answers to `Read` and acknowledgements of `Write` / `Reply`. */
-export const ToJob = Schema.Union([
+/** Server -> member on a bridged job's port: answers to `Read`, acknowledgements of the rest. */
+export const BridgeAnswer = Schema.Union([
   Schema.TaggedStruct("Data", { chunks: Schema.Array(Schema.Uint8Array) }),
   Schema.TaggedStruct("Eof", {}),
   Schema.TaggedStruct("ReadError", { error: WireConnectionError }),
   Schema.TaggedStruct("Ack", { seq: Schema.Number, error: Schema.optionalKey(Schema.String) })
 ])
-export type ToJob = typeof ToJob.Type
+export type BridgeAnswer = typeof BridgeAnswer.Type
 
 // ---------------------------------------------------------------------------------------------
 // helpers shared by both sides
@@ -179,7 +171,7 @@ export const outcomeOfCause = (cause: Cause.Cause<unknown>): WireOutcome => {
 }
 
 /**
- * A failure that happened in a fork child or worker thread, as the parent reports it. A
+ * A failure that happened in a fork child or worker thread, as the server reports it. A
  * `ConnectionError` (peer reset, idle) is rebuilt as one so the server logs it as routine.
  * @category errors
  */

@@ -1,19 +1,14 @@
 /**
- * Bookkeeping shared by the `fork` and `worker` strategies: the set of members (child processes or
- * worker threads), least-busy selection, replacement of members that crashed, the drain count and
- * the outcome of jobs lost with a member. Starting, stopping and talking to a member stay with the
- * strategy; this module never touches a process or a thread.
+ * The members of one remote run (child processes or worker threads) as a set: least-busy
+ * selection, readiness, whether a member that left should be replaced, and the news of a graceful
+ * shutdown. Used by `remote.ts`, which starts, stops and talks to members; this module never
+ * touches a process or a thread.
  *
- * It also carries the news of a graceful shutdown to members: `Server.Shutdown` lives in the server's
- * process, so a member's handlers learn of it only when told.
- *
- * Nothing here polls: every change that a waiter may be waiting for (a member got ready or left, a
- * job finished) calls `changed`, which wakes the waiters to look again.
+ * Nothing here polls: every change that a waiter may be waiting for (a member got ready or left)
+ * calls `changed`, which wakes the waiters to look again.
  */
-import { Cause, Deferred, Duration, Effect } from "effect"
-import type * as Handler from "../Handler.ts"
+import { Deferred, Duration, Effect } from "effect"
 import * as Strategy from "../Strategy.ts"
-import * as Ipc from "./ipcMessages.ts"
 
 /**
  * What the pool needs to know of a member.
@@ -35,13 +30,13 @@ export interface Member {
  * current generation; a waiter captures the generation before it looks, so a change between its
  * look and its wait is never missed.
  */
-export interface Signal {
+interface Signal {
   readonly changed: () => void
   /** Waits until `probe` returns a value (not `undefined`). */
   readonly when: <A>(probe: () => A | undefined) => Effect.Effect<A>
 }
 
-export const makeSignal = (): Signal => {
+const makeSignal = (): Signal => {
   let generation = Deferred.makeUnsafe<void>()
   const changed = () => {
     const done = generation
@@ -58,15 +53,15 @@ export const makeSignal = (): Signal => {
 }
 
 /**
- * The members and the jobs in flight of one `run`.
+ * The members of one run.
  */
 export interface Pool<M extends Member> {
   readonly members: ReadonlySet<M>
-  /** Set once `run` is draining or ending: exits are expected, nothing is replaced. */
+  /** Set once the run is draining or ending: exits are expected, nothing is replaced. */
   readonly isStopping: () => boolean
   readonly stop: () => void
   readonly add: (member: M) => M
-  /** The member loaded its handler and takes jobs. */
+  /** The member loaded its handler and takes jobs; it hears of a shutdown that began before. */
   readonly markReady: (member: M) => void
   /**
    * The member exited: forget it. True when it should be replaced: it crashed (we did not stop it)
@@ -78,15 +73,8 @@ export interface Pool<M extends Member> {
   readonly pick: Effect.Effect<M, Strategy.StrategyError>
   /** Waits for the member's `ready`, at most `timeout`. */
   readonly awaitReady: (member: M, timeout: Duration.Input) => Effect.Effect<void, Strategy.StrategyError>
-  /** Counts a job in flight, until `finished`. */
-  readonly started: () => void
-  readonly finished: () => void
-  /** Waits until no job is in flight. */
-  readonly drained: Effect.Effect<void>
-  /** The server stopped accepting (graceful shutdown): tells every ready member, once. */
+  /** The server stopped accepting (graceful shutdown): tells every ready member, and each that gets ready later. */
   readonly shutdownBegan: () => void
-  /** Before giving `member` a job: tells it of a shutdown that began before it was ready. */
-  readonly beforeJob: (member: M) => void
 }
 
 /**
@@ -101,22 +89,14 @@ export interface Options<M> {
 }
 
 /**
- * Builds the bookkeeping of one `run`.
+ * Builds the member set of one run.
  */
 export const make = <M extends Member>(options: Options<M>): Pool<M> => {
   const { noun, strategy } = options
   const members = new Set<M>()
   const signal = makeSignal()
-  const told = new WeakSet<M>()
   let stopping = false
   let shutdown = false
-  let inflight = 0
-
-  const tell = (member: M) => {
-    if (!shutdown || told.has(member) || !member.isReady) return
-    told.add(member)
-    options.announceShutdown(member)
-  }
 
   const leastBusy = (): M | Strategy.StrategyError | undefined => {
     let best: M | undefined
@@ -142,6 +122,8 @@ export const make = <M extends Member>(options: Options<M>): Pool<M> => {
     },
     markReady: (member) => {
       member.isReady = true
+      // A member that got ready after the shutdown began has not heard of it: no job reaches it before this.
+      if (shutdown) options.announceShutdown(member)
       signal.changed()
     },
     remove: (member) => {
@@ -157,19 +139,11 @@ export const make = <M extends Member>(options: Options<M>): Pool<M> => {
         orElse: () =>
           Effect.fail(error(strategy, `${noun} ${member.id} was not ready within ${Duration.format(Duration.fromInputUnsafe(timeout))}`))
       })),
-    started: () => {
-      inflight++
-    },
-    finished: () => {
-      inflight--
-      if (inflight === 0) signal.changed()
-    },
-    drained: signal.when(() => inflight === 0 ? true : undefined).pipe(Effect.asVoid),
     shutdownBegan: () => {
+      if (shutdown) return
       shutdown = true
-      for (const member of members) tell(member)
-    },
-    beforeJob: tell
+      for (const member of members) if (member.isReady) options.announceShutdown(member)
+    }
   }
 }
 
@@ -178,46 +152,3 @@ export const make = <M extends Member>(options: Options<M>): Pool<M> => {
  */
 export const error = (strategy: Strategy.Name, message: string, cause?: unknown): Strategy.StrategyError =>
   new Strategy.StrategyError({ strategy, message, ...(cause === undefined ? {} : { cause }) })
-
-/**
- * The handler's reference, or the error that explains how to give it one.
- */
-export const referenceOf = (
-  strategy: Strategy.Name,
-  handler: Handler.Handler<unknown, unknown>
-): Effect.Effect<Handler.Reference, Strategy.StrategyError> =>
-  handler.reference !== undefined ? Effect.succeed(handler.reference) : Effect.fail(error(
-    strategy,
-    `handler "${handler.name}" has no reference: the fork and worker strategies load handlers in another ` +
-      `process or thread, so define it with Handler.stream(fn, { module: import.meta.url, export: "name" }) ` +
-      `(or Handler.datagram) as an export of a module without top-level side effects`
-  ))
-
-/**
- * How a job ends when its member exits under it: aborted when we stopped the member (shutdown),
- * failed when it crashed. `where` is `"fork child 123"` or `"worker 4"`, `tag` the failure's tag.
- */
-export const lostJob = (options: {
-  readonly where: string
-  readonly tag: string
-  readonly crashed: boolean
-  readonly reason: string
-}): Strategy.Outcome =>
-  options.crashed
-    ? {
-      _tag: "Failed",
-      cause: Cause.fail(
-        new Ipc.RemoteHandlerError({
-          where: options.where,
-          tag: options.tag,
-          message: `${options.where} exited (${options.reason}) while serving this job`
-        })
-      )
-    }
-    : { _tag: "Aborted", reason: `${options.where} stopped (${options.reason})` }
-
-/**
- * A job's wire outcome -> the strategy's outcome.
- */
-export const outcomeOf = (where: string, outcome: Ipc.WireOutcome): Strategy.Outcome =>
-  outcome._tag === "Failed" ? { _tag: "Failed", cause: Ipc.causeOfFailure(where, outcome.failure) } : outcome
