@@ -101,7 +101,8 @@ const transport = (killGrace: Duration.Input): Remote.MemberTransport => ({
         // keepOpen: with `false` Node closes our copy only when the child acknowledges the handle,
         // so a child that dies at the wrong moment would leave the peer hanging forever. We close
         // our copy ourselves when the job ends, whatever way it ends.
-        child.send(message as ChildProcess.Serializable, socket as ChildProcess.SendHandle, { keepOpen: true }, callback)
+        const handle = socket as ChildProcess.SendHandle
+        child.send(message as ChildProcess.Serializable, handle, { keepOpen: true }, callback)
       } catch (error) {
         callback(error instanceof Error ? error : new Error(String(error)))
       }

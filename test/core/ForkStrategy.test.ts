@@ -144,6 +144,17 @@ describe("ForkStrategy", () => {
         assert.isFalse(pids.has(pidOf(reply)))
       })))
 
+  it.live("a connection from a listener that attaches no socket is closed unserved; the children are unharmed", () =>
+    withFork({ size: 1 }, (fork, layer) =>
+      Effect.gen(function*() {
+        const listener = Loopback.withoutSockets(Loopback.listenerLayer(Transport.tcp()))
+        const server = yield* Loopback.startServerOn(listener, layer, Handlers.whoamiEcho)
+        const [child] = yield* awaitChildren(fork, (pids) => pids.length === 1)
+        const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+        assert.strictEqual((yield* Effect.promise(() => Loopback.readUntilEnd(socket))).length, 0)
+        assert.deepStrictEqual(yield* fork.children, [child])
+      })))
+
   it.live("interrupting the server mid-connection kills every child (SIGTERM, then SIGKILL) and reaps it", () =>
     withFork({ size: 2, killGrace: "500 millis" }, (fork, layer) =>
       Effect.gen(function*() {

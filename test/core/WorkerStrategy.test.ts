@@ -115,6 +115,16 @@ describe("WorkerStrategy", () => {
         assert.strictEqual(report.buffers, report.reads)
       })))
 
+  it.live("a connection from a listener that attaches no socket is relayed by the main thread", () =>
+    withWorkers({ size: 1 }, (_pool, layer) =>
+      Effect.gen(function*() {
+        const listener = Loopback.withoutSockets(Loopback.listenerLayer(Transport.tcp()))
+        const server = yield* Loopback.startServerOn(listener, layer, Handlers.whoamiEcho)
+        const reply = yield* Effect.promise(() => Loopback.exchange(Loopback.targetOf(server.address), "relayed"))
+        assert.match(reply.toString(), new RegExp(`^PID ${process.pid} TID \\d+\\nrelayed$`))
+        assert.notStrictEqual(tidOf(reply), 0)
+      })))
+
   it.live("interrupting the server mid-connection terminates every worker", () =>
     withWorkers({ size: 2 }, (pool, layer) =>
       Effect.gen(function*() {

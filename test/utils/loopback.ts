@@ -2,7 +2,7 @@
  * Loopback clients for tests: raw `node:net`, `node:dgram` and Unix-datagram peers, each bounded
  * by a timeout so a broken server fails the test instead of hanging it.
  */
-import { Context, Effect, Layer, Scope } from "effect"
+import { Context, Effect, Layer, Scope, Stream } from "effect"
 import type { NetAddress } from "effect/net"
 import { DgramSocket } from "node-unix-socket"
 import { Buffer } from "node:buffer"
@@ -179,6 +179,35 @@ export const listenerLayer = (transport: Transport.Transport): Layer.Layer<Liste
   Transport.isStream(transport) ? StreamListener.layer(transport) : DatagramListener.layer(transport)
 
 /**
+ * The same listener, except that its connections carry no socket for another process or thread: what a
+ * listener not built on Node sockets would yield.
+ */
+export const withoutSockets = (
+  layer: Layer.Layer<Listener.Listener, Listener.BindError>
+): Layer.Layer<Listener.Listener, Listener.BindError> => {
+  const strip = (incoming: Listener.Incoming): Listener.Incoming =>
+    incoming._tag === "IncomingDatagram" ? incoming : {
+      _tag: "IncomingConnection",
+      id: incoming.id,
+      transport: incoming.transport,
+      localAddress: incoming.localAddress,
+      remoteAddress: incoming.remoteAddress,
+      peer: incoming.peer,
+      open: incoming.open,
+      reject: incoming.reject
+    }
+  return Layer.effect(
+    Listener.Listener,
+    Effect.map(Listener.Listener, (listener) =>
+      Listener.Listener.of({
+        ...listener,
+        accept: Effect.map(listener.accept, strip),
+        incoming: Stream.map(listener.incoming, strip)
+      }))
+  ).pipe(Layer.provide(layer))
+}
+
+/**
  * Starts a server serving `handler` in the test's scope and returns it. Releasing the scope shuts it down.
  */
 export const startServer = <E>(
@@ -187,9 +216,18 @@ export const startServer = <E>(
   handler: Handler.Handler<E, never>,
   options?: Server.Options
 ): Effect.Effect<Server.Server["Service"], Listener.BindError, Scope.Scope> =>
+  startServerOn(listenerLayer(transport), strategy, handler, options)
+
+/** `startServer` over a listener layer of your own. */
+export const startServerOn = <E>(
+  listener: Layer.Layer<Listener.Listener, Listener.BindError>,
+  strategy: Layer.Layer<Strategy.Strategy>,
+  handler: Handler.Handler<E, never>,
+  options?: Server.Options
+): Effect.Effect<Server.Server["Service"], Listener.BindError, Scope.Scope> =>
   Effect.gen(function*() {
     const context = yield* Layer.build(
-      Server.layer(options).pipe(Layer.provide([listenerLayer(transport), strategy]))
+      Server.layer(options).pipe(Layer.provide([listener, strategy]))
     )
     const instance = Context.get(context, Server.Server)
     yield* Effect.forkScoped(instance.serve(handler).pipe(Effect.orDie), { startImmediately: true })

@@ -156,6 +156,15 @@ export const registerPoolStrategyCases = (pool: PoolStrategy): void => {
         assert.deepStrictEqual(new Uint8Array(echoed), allBytes)
       })))
 
+  it.live(`a datagram reply the server cannot send fails in the ${pool.member}, as it would in-process`, () =>
+    pool.withPool(1, (layer) =>
+      Effect.gen(function*() {
+        const server = yield* Loopback.startServer(Transport.udp(), layer, Handlers.oversizedReply)
+        const port = (server.address as { port: number }).port
+        const reply = yield* Effect.promise(() => Loopback.udpRequest(port, encode("x")))
+        assert.strictEqual(reply.toString(), "too large: SendFailed")
+      })))
+
   it.live(pool.names.unixDatagrams, () =>
     pool.withPool(2, (layer) =>
       Effect.gen(function*() {

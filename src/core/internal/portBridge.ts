@@ -98,8 +98,9 @@ const mailbox = (port: MessagePort) =>
     })
     // The server closed the job (connection gone, shutdown): nothing pending will be answered.
     port.on("close", () => {
-      Queue.failCauseUnsafe(answers, Cause.fail(closed("the connection was closed by the server")))
-      for (const ack of acks.values()) Deferred.doneUnsafe(ack, Effect.fail(closed("the connection was closed by the server")))
+      const gone = closed("the connection was closed by the server")
+      Queue.failCauseUnsafe(answers, Cause.fail(gone))
+      for (const ack of acks.values()) Deferred.doneUnsafe(ack, Effect.fail(gone))
       acks.clear()
     })
     /** Sends a request that the server acknowledges; succeeds with the server's error message, if any. */
@@ -144,22 +145,23 @@ export const connection = (
         }
       })
     }) as Pull.Pull<NonEmptyReadonlyArray<Uint8Array>, Connection.ConnectionError>
-    const failedWith = (reason: "WriteFailed" | "Closed") => (error: string | undefined) =>
-      error === undefined ? Effect.void : Effect.fail(new Connection.ConnectionError({ reason, message: error }))
+    const failedWith = (message: string | undefined) =>
+      message === undefined ? Effect.void : Effect.fail(new Connection.ConnectionError({ reason: "WriteFailed", message }))
     const encoder = new TextEncoder()
     const writeAll = (chunks: ReadonlyArray<Uint8Array | string>) =>
       Effect.suspend(() => {
         if (chunks.length === 0) return Effect.void
         // Copies: the handler may keep using its buffers, and a transferred buffer is gone from this thread.
         const owned = chunks.map((chunk) => typeof chunk === "string" ? encoder.encode(chunk) : Ipc.ownedCopy(chunk))
-        return request((seq) => ({ _tag: "Write", seq, chunks: owned }), owned.map((c) => c.buffer as ArrayBuffer)).pipe(
-          Effect.flatMap(failedWith("WriteFailed"))
-        )
+        const buffers = owned.map((c) => c.buffer as ArrayBuffer)
+        return Effect.flatMap(request((seq) => ({ _tag: "Write", seq, chunks: owned }), buffers), failedWith)
       })
     // `end` and `close` cannot fail: once the server has applied them, or the connection is gone, they are done.
     const settle = (make: (seq: number) => Ipc.BridgeRequest) => Effect.ignore(request(make))
     const localAddress = Ipc.fromWireAddress(meta.localAddress)
-    if (localAddress === undefined) return yield* Effect.die(new Error(`bad local address ${JSON.stringify(meta.localAddress)}`))
+    if (localAddress === undefined) {
+      return yield* Effect.die(new Error(`bad local address ${JSON.stringify(meta.localAddress)}`))
+    }
     return {
       id: meta.id,
       transport: meta.transport,

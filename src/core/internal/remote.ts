@@ -163,12 +163,21 @@ const lostJob = (where: string, crashed: boolean, reason: string): Strategy.Outc
     ? {
       _tag: "Failed",
       cause: Cause.fail(
-        new Ipc.RemoteHandlerError({ where, tag: "MemberExited", message: `${where} exited (${reason}) while serving this job` })
+        new Ipc.RemoteHandlerError({
+          where,
+          tag: "MemberExited",
+          message: `${where} exited (${reason}) while serving this job`
+        })
       )
     }
     : { _tag: "Aborted", reason: `${where} stopped (${reason})` }
 
-const connectionJob = (id: number, incoming: Listener.IncomingConnection, job: Strategy.Job<unknown>, socket: Net.Socket | undefined): Ipc.ConnectionJob => ({
+const connectionJob = (
+  id: number,
+  incoming: Listener.IncomingConnection,
+  job: Strategy.Job<unknown>,
+  socket: Net.Socket | undefined
+): Ipc.ConnectionJob => ({
   _tag: "Connection",
   job: id,
   meta: {
@@ -218,8 +227,14 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
 
       const spawn = (): Member => {
         const link = transport.spawn(reference, (event) => {
-          if (event._tag === "Exited") onExited(member, event.reason)
-          else Queue.offerUnsafe(events, { member, event })
+          switch (event._tag) {
+            case "Message":
+              return onMessage(member, event.message)
+            case "Stderr":
+              return Queue.offerUnsafe(events, { member, event })
+            case "Exited":
+              return onExited(member, event.reason)
+          }
         })
         const member: Member = pool.add({
           link,
@@ -234,14 +249,42 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
         return member
       }
 
-      // Handled at once, not in the event fiber: a job must not be given to a member that is gone.
+      // The handshake and outcomes are settled as they arrive, in the order they arrive: a member's last
+      // `Done` counts before its exit does. What needs an effect (logs, replies) goes to the event fiber.
+      const onMessage = (member: Member, raw: unknown) => {
+        const decoded = decodeFromMember(raw)
+        if (decoded._tag === "Failure") {
+          return Queue.offerUnsafe(events, { member, event: { _tag: "Unexpected", message: decoded.failure.message } })
+        }
+        const message = decoded.success
+        switch (message._tag) {
+          case "Ready":
+            pool.markReady(member)
+            return Deferred.doneUnsafe(member.ready, Effect.void)
+          case "LoadFailed": {
+            const error = Pool.error(strategy, `${noun} could not load handler "${handler.name}": ${message.message}`)
+            return Deferred.doneUnsafe(member.ready, Effect.fail(error))
+          }
+          case "Done": {
+            const done = member.jobs.get(message.job)?.done
+            if (done === undefined) return
+            return Deferred.doneUnsafe(done, Effect.succeed(outcomeOf(`${noun} ${member.id}`, message.outcome)))
+          }
+          case "Reply":
+          case "Log":
+            return Queue.offerUnsafe(events, { member, event: message })
+        }
+      }
+
+      // Settled at once too: a job must not be given to a member that is gone.
       const onExited = (member: Member, reason: string) => {
         live.delete(member.id)
         const replace = pool.remove(member)
         const crashed = !member.stopping
         const lost = lostJob(`${noun} ${member.id}`, crashed, reason)
         for (const { done } of member.jobs.values()) Deferred.doneUnsafe(done, Effect.succeed(lost))
-        Deferred.doneUnsafe(member.ready, Effect.fail(Pool.error(strategy, `${noun} ${member.id} exited before it was ready`)))
+        const early = Pool.error(strategy, `${noun} ${member.id} exited before it was ready`)
+        Deferred.doneUnsafe(member.ready, Effect.fail(early))
         Deferred.doneUnsafe(member.exited, Effect.void)
         Queue.offerUnsafe(events, { member, event: { _tag: "Exited", reason, crashed, replace } })
       }
@@ -270,11 +313,30 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
         })
       )
 
+      const reply = (member: Member, job: number, seq: number, payload: Uint8Array) => {
+        const answer = (error?: string) =>
+          member.link.post({ _tag: "Replied", seq, ...(error === undefined ? {} : { error }) })
+        const incoming = member.jobs.get(job)?.job.incoming
+        if (incoming?._tag !== "IncomingDatagram") return Effect.sync(() => answer("the datagram's job is over"))
+        return incoming.datagram.reply(payload).pipe(
+          Effect.matchCause({ onSuccess: () => answer(), onFailure: (cause) => answer(messageOf(Cause.squash(cause))) })
+        )
+      }
+
       const handleEvent = ({ member, event }: Event): Effect.Effect<void> => {
         const annotate = Effect.annotateLogs({ [transport.idKey]: String(member.id), strategy })
         switch (event._tag) {
           case "Stderr":
             return Effect.logWarning(event.line).pipe(annotate, Effect.annotateLogs({ stream: "stderr" }))
+          case "Log":
+            return Effect.logWithLevel(event.level)(event.message).pipe(
+              Effect.annotateLogs(event.annotations),
+              annotate
+            )
+          case "Unexpected":
+            return Effect.logWarning(`unexpected message from ${noun}`, event.message).pipe(annotate)
+          case "Reply":
+            return FiberSet.run(background, reply(member, event.job, event.seq, event.payload)).pipe(Effect.asVoid)
           case "Exited":
             return Effect.gen(function*() {
               if (event.crashed && !pool.isStopping()) {
@@ -285,43 +347,6 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
                 spawn()
               }
             })
-          case "Message":
-            return handleMessage(member, event.message, annotate)
-        }
-      }
-
-      const handleMessage = (
-        member: Member,
-        raw: unknown,
-        annotate: <A, E2, R2>(self: Effect.Effect<A, E2, R2>) => Effect.Effect<A, E2, R2>
-      ): Effect.Effect<void> => {
-        const decoded = decodeFromMember(raw)
-        if (decoded._tag === "Failure") return Effect.logWarning(`unexpected message from ${noun}`, decoded.failure.message).pipe(annotate)
-        const message = decoded.success
-        switch (message._tag) {
-          case "Ready":
-            pool.markReady(member)
-            return Deferred.succeed(member.ready, undefined)
-          case "LoadFailed":
-            return Deferred.fail(member.ready, Pool.error(strategy, `${noun} could not load handler "${handler.name}": ${message.message}`))
-          case "Done": {
-            const entry = member.jobs.get(message.job)
-            if (entry !== undefined) Deferred.doneUnsafe(entry.done, Effect.succeed(outcomeOf(`${noun} ${member.id}`, message.outcome)))
-            return Effect.void
-          }
-          case "Reply": {
-            const incoming = member.jobs.get(message.job)?.job.incoming
-            const answer = (error?: string) => member.link.post({ _tag: "Replied", seq: message.seq, ...(error === undefined ? {} : { error }) })
-            if (incoming?._tag !== "IncomingDatagram") return Effect.sync(() => answer("the datagram job is over"))
-            return FiberSet.run(
-              background,
-              incoming.datagram.reply(message.payload).pipe(
-                Effect.matchCause({ onSuccess: () => answer(), onFailure: (cause) => answer(messageOf(Cause.squash(cause))) })
-              )
-            ).pipe(Effect.asVoid)
-          }
-          case "Log":
-            return Effect.logWithLevel(message.level)(message.message).pipe(Effect.annotateLogs(message.annotations), annotate)
         }
       }
       yield* Stream.fromQueue(events).pipe(Stream.runForEach(handleEvent), FiberSet.run(background))
@@ -348,10 +373,9 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
               open: incoming.open(job.openOptions)
             }))
             if (Exit.isFailure(passed)) {
-              return {
-                _tag: "Aborted",
-                reason: `could not pass the connection to ${noun} ${member.id}: ${messageOf(Cause.squash(passed.cause))}`
-              } as const
+              const why = messageOf(Cause.squash(passed.cause))
+              const reason = `could not pass the connection to ${noun} ${member.id}: ${why}`
+              return { _tag: "Aborted", reason } as const
             }
           }
           handedOver = true
@@ -383,7 +407,8 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
           discard: true
         })
         yield* Stream.runForEach(jobs, (job) =>
-          Effect.flatMap(pool.pick, (member) => FiberSet.run(running, serveJob(job as Strategy.Job<unknown>, Effect.succeed(member)))))
+          Effect.flatMap(pool.pick, (member) =>
+            FiberSet.run(running, serveJob(job as Strategy.Job<unknown>, Effect.succeed(member)))))
       } else {
         const slots = yield* Semaphore.make(Math.max(1, options.mode.max))
         const fresh = Effect.gen(function*() {
@@ -400,7 +425,10 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
           return member
         })
         yield* Stream.runForEach(jobs, (job) =>
-          Effect.andThen(Semaphore.take(slots, 1), FiberSet.run(running, serveJob(job as Strategy.Job<unknown>, fresh))))
+          Effect.andThen(
+            Semaphore.take(slots, 1),
+            FiberSet.run(running, serveJob(job as Strategy.Job<unknown>, fresh))
+          ))
       }
 
       // The jobs stream ended: the server stopped accepting. Tell the members (their handlers may
@@ -414,10 +442,12 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
   return { run, members: Effect.sync(() => [...live]) }
 }
 
-/** What the event fiber handles: what members said, and each exit with what the engine decided about it. */
+/** What the event fiber handles for a member: what needs an effect, and each exit with what the engine decided. */
 interface Event {
   readonly member: Member
   readonly event:
-    | Exclude<MemberEvent, { readonly _tag: "Exited" }>
+    | { readonly _tag: "Stderr"; readonly line: string }
+    | Extract<Ipc.FromMember, { readonly _tag: "Log" | "Reply" }>
+    | { readonly _tag: "Unexpected"; readonly message: string }
     | { readonly _tag: "Exited"; readonly reason: string; readonly crashed: boolean; readonly replace: boolean }
 }

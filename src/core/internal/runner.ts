@@ -131,7 +131,9 @@ const openSocket = (socket: Net.Socket, meta: Ipc.ConnectionMeta) =>
     // child's may be), so that the connection can still choose to read into its own buffers.
     socket.pause()
     const localAddress = Ipc.fromWireAddress(meta.localAddress)
-    if (localAddress === undefined) return yield* Effect.die(new Error(`bad local address ${JSON.stringify(meta.localAddress)}`))
+    if (localAddress === undefined) {
+      return yield* Effect.die(new Error(`bad local address ${JSON.stringify(meta.localAddress)}`))
+    }
     return yield* NodeConnection.open(socket, {
       id: meta.id,
       transport: meta.transport,
@@ -156,15 +158,23 @@ const program = (channel: Channel) =>
     const running = yield* FiberSet.make<void, never>()
     // The server says `Shutdown` when it stops accepting; handlers here see it as in-process ones do.
     const shutdown = yield* Deferred.make<void>()
-    const signal: Server.ShutdownSignal = { requested: Deferred.await(shutdown), isRequested: Deferred.isDone(shutdown) }
+    const signal: Server.ShutdownSignal = {
+      requested: Deferred.await(shutdown),
+      isRequested: Deferred.isDone(shutdown)
+    }
     // Datagram replies waiting for the server's `Replied`.
     const replies = new Map<number, Deferred.Deferred<string | undefined>>()
     let nextReply = 0
 
-    const finish = (job: number) => (exit: Exit.Exit<unknown, unknown>) =>
-      send({ _tag: "Done", job, outcome: Exit.isSuccess(exit) ? { _tag: "Completed" } : Ipc.outcomeOfCause(exit.cause) })
+    const finish = (job: number) => (exit: Exit.Exit<unknown, unknown>) => {
+      const outcome: Ipc.WireOutcome = Exit.isSuccess(exit) ? { _tag: "Completed" } : Ipc.outcomeOfCause(exit.cause)
+      return send({ _tag: "Done", job, outcome })
+    }
     const runJob = (job: number, work: Effect.Effect<unknown, unknown>) =>
-      FiberSet.run(running, work.pipe(Effect.provideService(Server.Shutdown, signal), Effect.exit, Effect.flatMap(finish(job))))
+      FiberSet.run(
+        running,
+        work.pipe(Effect.provideService(Server.Shutdown, signal), Effect.exit, Effect.flatMap(finish(job)))
+      )
     const abort = (job: number, reason: string) => send({ _tag: "Done", job, outcome: { _tag: "Aborted", reason } })
 
     const serveConnection = (message: Ipc.ConnectionJob, attached: unknown) => {
@@ -179,7 +189,8 @@ const program = (channel: Channel) =>
         ? PortBridge.connection(attached, message.meta)
         : undefined
       if (connection === undefined) return abort(message.job, "no socket came with the connection")
-      return runJob(message.job, Effect.scoped(Effect.flatMap(connection, handler.handle)) as Effect.Effect<unknown, unknown>)
+      const work = Effect.scoped(Effect.flatMap(connection, handler.handle)) as Effect.Effect<unknown, unknown>
+      return runJob(message.job, work)
     }
 
     const serveDatagram = (job: number, meta: Ipc.DatagramMeta) => {
@@ -213,7 +224,9 @@ const program = (channel: Channel) =>
     yield* Stream.fromQueue(inbox).pipe(
       Stream.runForEach(({ message, attached }): Effect.Effect<void> => {
         const decoded = decodeMessage(message)
-        if (decoded._tag === "Failure") return Effect.logWarning("unexpected message from the server", decoded.failure.message)
+        if (decoded._tag === "Failure") {
+          return Effect.logWarning("unexpected message from the server", decoded.failure.message)
+        }
         const msg = decoded.success
         switch (msg._tag) {
           case "Connection":
