@@ -246,6 +246,25 @@ const runOnce = async (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, 
 
 const best = (outcome: Outcome): OkRun | undefined => bestRun(outcome, (run) => run.wrk.rps)
 
+/** The goal for the worker pool: its server CPU per keep-alive request at most this many times fiber's. */
+const WORKER_CPU_GOAL = 1.3
+
+/** How the worker pool's CPU per request compares with fiber's, the same server on one thread. */
+const workerVsFiber = (scenario: Scenario, outcomes: ReadonlyArray<Outcome>): string | undefined => {
+  const cpuOf = (strategy: "fiber" | "worker") => {
+    const outcome = outcomes.find((o) => o.spec.id === `netkit-http-${strategy}`)
+    return outcome === undefined ? undefined : best(outcome)?.cpuUsPerRequest
+  }
+  const fiber = cpuOf("fiber")
+  const worker = cpuOf("worker")
+  if (fiber == null || worker == null) return undefined
+  const x = worker / fiber
+  const line = `worker pool vs fiber, server CPU per request: ${worker.toFixed(2)} / ${fiber.toFixed(2)} µs = ${x.toFixed(2)}x`
+  return scenario.id === "keepalive"
+    ? `goal: ${line} <= ${WORKER_CPU_GOAL.toFixed(1)}x: ${x <= WORKER_CPU_GOAL ? "met" : "NOT met"}`
+    : line
+}
+
 const table = (outcomes: ReadonlyArray<Outcome>): string => {
   const anchorBest = best(outcomes[0]!)
   const headers = [
@@ -304,6 +323,8 @@ export const httpSuite: Suite = {
       )
       ctx.print("")
       ctx.print(table(outcomes))
+      const versus = workerVsFiber(scenario, outcomes)
+      if (versus !== undefined) ctx.print(versus)
       const busy = outcomes
         .flatMap((o) => o.runs)
         .filter((run): run is OkRun => run.ok && (run.otherCpuPct ?? 0) >= BACKGROUND_PCT)
