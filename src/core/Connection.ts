@@ -2,9 +2,10 @@
  * A stream handler's view of one accepted connection: incoming bytes, writes with backpressure,
  * half-close, close and the two addresses.
  *
- * The same interface is implemented over a Node socket in this process, over a socket handle
- * passed to a child process, or over a message channel to a worker thread, so a handler runs
- * unchanged under every strategy. This file is only the contract.
+ * The same interface is implemented over a Node socket, in this process or in the child process or
+ * worker thread the socket was passed to (and over a message channel for a Unix-stream connection
+ * that a worker cannot own), so a handler runs unchanged under every strategy. This file is only
+ * the contract.
  *
  * @since 0.1.0
  */

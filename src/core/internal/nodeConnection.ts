@@ -1,6 +1,6 @@
 /**
- * `Connection` over a Node `net.Socket`, for the in-process strategies and for fork children that
- * received a socket handle.
+ * `Connection` over a Node `net.Socket`, for the in-process strategies and for the fork children and
+ * worker threads that received an accepted socket.
  *
  * This reads in flowing mode and pauses the socket at a high-water mark instead of using effect's
  * `NodeSocket` reader, which pulls with paused-mode `read()` (concatenating Node's buffered
@@ -64,7 +64,8 @@ interface UserBufferRead {
  * `onread` option reads into buffers we supply instead, but `net.Server` offers it to no accepted
  * socket, so we build the socket ourselves over the accepted handle, as `net.Server` does itself.
  * The old socket object gives up its handle and is destroyed, which keeps the server's count of
- * connections right.
+ * connections right. A socket that a fork child or worker thread received has a handle of its own
+ * there, so the same works on it (the member pauses it on arrival, so nothing was read yet).
  */
 const lendingSocket = (accepted: Net.Socket, onread: UserBufferRead): Net.Socket | undefined => {
   const internal = accepted as unknown as { _handle: unknown }
