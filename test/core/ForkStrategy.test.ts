@@ -58,6 +58,7 @@ describe("ForkStrategy", () => {
     whoami: "PID \\d+ TID 0",
     memberOf: pidOf,
     parentId: process.pid,
+    idAnnotation: "pid",
     names: {
       stream: (transport) => `pool over ${transport}`,
       datagrams: "echoes datagrams from more than one child",

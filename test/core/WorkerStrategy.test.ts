@@ -46,6 +46,7 @@ describe("WorkerStrategy", () => {
     whoami: `PID ${process.pid} TID \\d+`,
     memberOf: tidOf,
     parentId: 0,
+    idAnnotation: "threadId",
     names: {
       stream: (transport) => `over ${transport}`,
       datagrams: "datagrams are served by more than one thread",

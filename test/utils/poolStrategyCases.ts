@@ -1,12 +1,12 @@
 /**
  * The test cases the fork and worker strategies share: stream echo over TCP and Unix, 50 concurrent
  * clients spread over the pool, the member's own socket (fast paths), a member that dies next to a
- * connection that goes on, UDP and Unix datagrams, the idle timeout, graceful shutdown seen by a
+ * connection that goes on, log and stderr forwarding, UDP and Unix datagrams (and a reply that fails), the idle timeout, graceful shutdown seen by a
  * handler, and refusing a handler without a reference. Each strategy's test file registers them
  * once, with its own pool, its own way of naming the member that served a reply, and its own names.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Logger, References } from "effect"
 import type { Layer, Scope } from "effect"
 import type { NetAddress } from "effect/net"
 import { Buffer } from "node:buffer"
@@ -40,6 +40,8 @@ export interface PoolStrategy {
   readonly memberOf: (reply: Buffer) => number
   /** The member id that would mean the parent thread served the reply itself. */
   readonly parentId: number
+  /** The log annotation that names the member: `pid`, `threadId`. */
+  readonly idAnnotation: string
   /** Names of the cases whose wording differs per strategy. */
   readonly names: {
     readonly stream: (transport: string) => string
@@ -135,6 +137,35 @@ export const registerPoolStrategyCases = (pool: PoolStrategy): void => {
         assert.strictEqual(failures.length, 1, failures.join("\n"))
         assert.include(failures[0], "exited")
       })))
+
+  it.live(`a ${pool.member}'s log lines and stderr reach the server's log, annotated with the ${pool.member}`, () =>
+    Effect.gen(function*() {
+      const lines: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+      const capture = Logger.make<unknown, void>((options) => {
+        const parts = Array.isArray(options.message) ? options.message : [options.message]
+        const annotations = { ...options.fiber.getRef(References.CurrentLogAnnotations) }
+        lines.push({ message: parts.map(String).join(" "), annotations })
+      })
+      const seen = (text: string) => lines.find((line) => line.message.includes(text))
+      yield* pool.withPool(1, (layer) =>
+        Effect.gen(function*() {
+          const server = yield* Loopback.startServer(Transport.tcp(), layer, Handlers.logsAndStderr)
+          const reply = yield* Effect.promise(() => Loopback.exchange(Loopback.targetOf(server.address), "x"))
+          assert.strictEqual(reply.toString(), "logged")
+          const both = () => seen("hello from a member") !== undefined && seen("a line on stderr") !== undefined
+          for (let i = 0; i < 250 && !both(); i++) {
+            yield* Effect.sleep("20 millis")
+          }
+        })).pipe(Effect.provide(Logger.layer([capture])))
+      const logged = seen("hello from a member")
+      const stderr = seen("a line on stderr")
+      assert.isDefined(logged, lines.map((line) => line.message).join("\n"))
+      assert.strictEqual(logged!.annotations["case"], "logs")
+      assert.isDefined(logged!.annotations[pool.idAnnotation])
+      assert.isDefined(stderr, lines.map((line) => line.message).join("\n"))
+      assert.strictEqual(stderr!.annotations["stream"], "stderr")
+      assert.strictEqual(stderr!.annotations[pool.idAnnotation], logged!.annotations[pool.idAnnotation])
+    }))
 
   it.live(pool.names.datagrams, () =>
     pool.withPool(2, (layer) =>
