@@ -10,7 +10,7 @@
  */
 import { Effect, Schema, SchemaIssue, SchemaTransformation } from "effect"
 import type { SchemaAST } from "effect"
-import { HttpParseError } from "./Http1Parser.ts"
+import { HttpParseError } from "./HttpParseError.ts"
 import { latin1Bytes, splitHeadText } from "./internal/headText.ts"
 import type { Semantics } from "./internal/semantics.ts"
 import { analyzeRequest, collectField, makeFramingFields } from "./internal/semantics.ts"
@@ -164,23 +164,25 @@ const analyze = (head: RequestHeadFields, out: Semantics) => {
   return analyzeRequest(head.method, head.target, head.version, fields, out)
 }
 
-const scratch = (): Semantics => ({ framing: { _tag: "None" }, keepAlive: false, expectContinue: false })
+const scratch = (): Semantics => ({ framing: { _tag: "None" }, keepAlive: false, expectContinue: false, upgrade: false })
 
 const sameFraming = (a: BodyFraming, b: BodyFraming): boolean =>
   a._tag === b._tag && (a._tag !== "Length" || (b._tag === "Length" && a.length === b.length))
 
 /**
  * A parsed request head: the wire content plus what it means for the message, derived once: the body framing,
- * whether the connection persists after this exchange (`keepAlive`, from the version and `Connection`), and whether
- * the client waits for `100 Continue` (`expectContinue`). The check refuses heads that break a message-level rule
- * (Host, target form, framing) or whose derived fields disagree with their header fields.
+ * whether the connection persists after this exchange (`keepAlive`, from the version and `Connection`), whether
+ * the client waits for `100 Continue` (`expectContinue`), and whether it asks to switch protocols after this request
+ * (`upgrade`: an `Upgrade` field listed in `Connection` in HTTP/1.1, or a CONNECT). The check refuses heads that
+ * break a message-level rule (Host, target form, framing) or whose derived fields disagree with their header fields.
  * @category schemas
  */
 export const HttpRequestHead = Schema.Struct({
   ...RequestHeadFields.fields,
   framing: BodyFraming,
   keepAlive: Schema.Boolean,
-  expectContinue: Schema.Boolean
+  expectContinue: Schema.Boolean,
+  upgrade: Schema.Boolean
 }).check(Schema.makeFilter((head) => {
   const out = scratch()
   const reason = analyze(head, out)
@@ -188,6 +190,7 @@ export const HttpRequestHead = Schema.Struct({
   if (!sameFraming(out.framing, head.framing)) return "framing disagrees with the header fields"
   if (out.keepAlive !== head.keepAlive) return "keepAlive disagrees with the version and Connection"
   if (out.expectContinue !== head.expectContinue) return "expectContinue disagrees with Expect"
+  if (out.upgrade !== head.upgrade) return "upgrade disagrees with Upgrade, Connection and the method"
   return true
 }))
 

@@ -204,6 +204,8 @@ class Conn implements BodySource {
   expectContinue = false
   continueSent = false
   bodyError: HttpRequestError | undefined = undefined
+  /** The current request asked to switch protocols: the parser holds what follows until `resume`. */
+  switchAsked = false
 
   readonly flush: Effect.Effect<void, Connection.ConnectionError>
   readonly fill: Effect.Effect<boolean, Connection.ConnectionError>
@@ -448,6 +450,7 @@ const serveRequest = <E, R>(
   conn.bodyError = undefined
   conn.expectContinue = head.expectContinue
   conn.continueSent = false
+  conn.switchAsked = head.upgrade
   // a request without a body is followed by its End event at once
   if (!withBody) conn.take()
   const request = new HttpRequest(head, conn.connection.peer, withBody ? conn : undefined)
@@ -487,6 +490,13 @@ const requestLoop = <E, R>(conn: Conn, app: App<E, R>): Effect.Effect<StopReason
   const advance = (): Effect.Effect<StopReason, Connection.ConnectionError, R> | undefined => {
     for (;;) {
       const event = conn.closing ? undefined : conn.take()
+      if (event === undefined && conn.switchAsked && conn.phase === Phase.Idle) {
+        // applications here never switch protocols (RFC 9110 §7.8 lets a server ignore Upgrade): go on with HTTP
+        conn.switchAsked = false
+        conn.events = conn.parser.resume()
+        conn.index = 0
+        continue
+      }
       if (event === undefined) {
         if (conn.out.length > 0) {
           if (!conn.connection.tryWriteAll(conn.out)) return flushThenStep

@@ -15,6 +15,7 @@ const assertMessage = (actual: Message, expected: ExpectedMessage) => {
   if (expected.framing !== undefined) assert.deepStrictEqual(head.framing, expected.framing)
   if (expected.keepAlive !== undefined) assert.strictEqual(head.keepAlive, expected.keepAlive)
   if (expected.expectContinue !== undefined) assert.strictEqual(head.expectContinue, expected.expectContinue)
+  if (expected.upgrade !== undefined) assert.strictEqual(head.upgrade, expected.upgrade)
   assert.strictEqual(actual.body, expected.body ?? "")
   assert.deepStrictEqual(actual.trailers, expected.trailers ?? [])
 }
@@ -299,6 +300,60 @@ describe("Http1Parser", () => {
       for (const reason of Http1Parser.HttpParseReason.literals) {
         assert.include([400, 413, 414, 431, 501, 505], Http1Parser.statusOf[reason])
       }
+    })
+  })
+
+  describe("protocol switch", () => {
+    const upgrade = "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    // a masked WebSocket text frame, then bytes that would be a malformed request line if parsed as HTTP
+    const frame = "\x81\x85\x01\x02\x03\x04iguhn GARBAGE\r\n\r\n"
+    const latin1 = (data: Uint8Array) => String.fromCharCode(...data)
+
+    it("pauses after the request and hands over what follows, at every split point", () => {
+      const input = bytes(upgrade + frame)
+      for (let cut = 0; cut <= input.length; cut++) {
+        for (const chunks of [splitAt(input, [cut]), cut === 0 ? byteAtATime(input) : []]) {
+          if (chunks.length === 0) continue
+          const parser = Http1Parser.makeRequestParser()
+          const events = chunks.flatMap((chunk) => parser.push(chunk))
+          const outcome = summarize(events)
+          assert.isUndefined(outcome.error)
+          assert.strictEqual(outcome.messages.length, 1)
+          assert.isTrue(outcome.messages[0]!.head.upgrade)
+          assert.deepStrictEqual(parser.end(), [])
+          assert.strictEqual(latin1(parser.takeRemaining()), frame)
+          // done for good
+          assert.deepStrictEqual(parser.push(bytes("GET / HTTP/1.1\r\nHost: h\r\n\r\n")), [])
+          assert.strictEqual(parser.takeRemaining().length, 0)
+        }
+      }
+    })
+
+    it("pauses only after the body of the switching request", () => {
+      const withBody = "POST /up HTTP/1.1\r\nHost: h\r\nUpgrade: x\r\nConnection: upgrade\r\nContent-Length: 3\r\n\r\nabc"
+      const parser = Http1Parser.makeRequestParser()
+      const outcome = summarize(parser.push(bytes(withBody + "rest")))
+      assert.strictEqual(outcome.messages[0]!.body, "abc")
+      assert.strictEqual(latin1(parser.takeRemaining()), "rest")
+    })
+
+    it("resumes HTTP when the server did not switch, and pauses again at the next switch", () => {
+      const parser = Http1Parser.makeRequestParser()
+      const first = summarize(parser.push(bytes(upgrade + "GET /a HTTP/1.1\r\nHost: h\r\n\r\n" + upgrade)))
+      assert.strictEqual(first.messages.length, 1)
+      assert.deepStrictEqual(parser.push(bytes("GET /b HTTP/1.1\r\nHost: h\r\n\r\n")), [])
+      const resumed = summarize(parser.resume())
+      assert.deepStrictEqual(resumed.messages.map((m) => [m.head.target, m.head.upgrade]), [["/a", false], ["/ws", true]])
+      const again = summarize(parser.resume())
+      assert.deepStrictEqual(again.messages.map((m) => m.head.target), ["/b"])
+      assert.deepStrictEqual(parser.resume(), [])
+    })
+
+    it("takes nothing from a parser that is not paused", () => {
+      const parser = Http1Parser.makeRequestParser()
+      parser.push(bytes("GET / HTTP/1.1\r\nHost: h\r\n\r\n"))
+      assert.deepStrictEqual(parser.resume(), [])
+      assert.strictEqual(parser.takeRemaining().length, 0)
     })
   })
 

@@ -127,7 +127,8 @@ describe("RequestHead", () => {
         ]],
         framing: { _tag: "Chunked" },
         keepAlive: false,
-        expectContinue: true
+        expectContinue: true,
+        upgrade: false
       })
     })
 

@@ -185,6 +185,19 @@ describe("HttpServer", () => {
         assert.deepStrictEqual(responses.map((r) => r.body), ["ignored", "ignored", "path /n/next"])
         client.destroy()
       }))
+
+    it.live("a request asking to switch protocols is answered over HTTP, and the requests after it too", () =>
+      Effect.gen(function*() {
+        const { port } = yield* start()
+        const client = yield* promise(() => Http.connect(port))
+        client.send(Http.get("/n/ws", "Upgrade: websocket\r\nConnection: Upgrade\r\n") + Http.get("/n/after"))
+        const responses = yield* promise(() => client.responses(2))
+        assert.deepStrictEqual(responses.map((r) => r.body), ["path /n/ws", "path /n/after"])
+        client.send(Http.get("/n/later"))
+        const more = yield* promise(() => client.responses(3))
+        assert.strictEqual(more[2]!.body, "path /n/later")
+        client.destroy()
+      }))
   })
 
   describe("bodies", () => {

@@ -1,7 +1,7 @@
 /**
  * Interned names of common header fields and methods, so that the parser matches their bytes (header names
  * case-insensitively) and reuses one lowercase string instead of allocating and lowercasing a new one per request.
- * The framing-relevant names come first: their ids are below {@link framingNameCount}.
+ * The names the message rules read come first: their ids are below {@link framingNameCount}.
  */
 
 /** @internal */
@@ -15,7 +15,9 @@ export const ConnectionId = 3
 /** @internal */
 export const ExpectId = 4
 /** @internal */
-export const framingNameCount = 5
+export const UpgradeId = 5
+/** @internal */
+export const framingNameCount = 6
 
 /** @internal */
 export const knownHeaderNames: ReadonlyArray<string> = [
@@ -24,6 +26,7 @@ export const knownHeaderNames: ReadonlyArray<string> = [
   "transfer-encoding",
   "connection",
   "expect",
+  "upgrade",
   "accept",
   "accept-charset",
   "accept-encoding",
@@ -57,7 +60,6 @@ export const knownHeaderNames: ReadonlyArray<string> = [
   "sec-websocket-version",
   "te",
   "trailer",
-  "upgrade",
   "upgrade-insecure-requests",
   "user-agent",
   "via",

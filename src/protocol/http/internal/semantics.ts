@@ -1,9 +1,10 @@
 /**
  * Message-level rules of a request head, applied once the request line and the header fields are known: Host,
- * request-target form, body framing (Content-Length / Transfer-Encoding), persistence and Expect. Shared by the
- * incremental parser and the Schema codec so that both refuse the same heads for the same reasons.
+ * request-target form, body framing (Content-Length / Transfer-Encoding), persistence, Expect and protocol switches
+ * (Upgrade, CONNECT). Shared by the incremental parser and the Schema codec so that both refuse the same heads for
+ * the same reasons.
  */
-import type { HttpParseReason } from "../Http1Parser.ts"
+import type { HttpParseReason } from "../HttpParseError.ts"
 import type { BodyFraming, HttpVersion } from "../RequestHead.ts"
 import {
   forEachListElement,
@@ -13,6 +14,16 @@ import {
   isToken,
   parseDecimal
 } from "./grammar.ts"
+import {
+  ConnectionId,
+  ContentLengthId,
+  ExpectId,
+  framingNameCount,
+  HostId,
+  knownHeaderNames,
+  TransferEncodingId,
+  UpgradeId
+} from "./knownHeaders.ts"
 
 /** @internal */
 export const framingNone: BodyFraming = Object.freeze({ _tag: "None" })
@@ -27,6 +38,7 @@ export interface Semantics {
   framing: BodyFraming
   keepAlive: boolean
   expectContinue: boolean
+  upgrade: boolean
 }
 
 /**
@@ -41,6 +53,7 @@ export interface FramingFields {
   transferEncoding: string | undefined
   connection: string | undefined
   expect: string | undefined
+  upgrade: string | undefined
 }
 
 /** @internal */
@@ -50,7 +63,8 @@ export const makeFramingFields = (): FramingFields => ({
   contentLength: undefined,
   transferEncoding: undefined,
   connection: undefined,
-  expect: undefined
+  expect: undefined,
+  upgrade: undefined
 })
 
 /** @internal */
@@ -61,34 +75,52 @@ export const resetFramingFields = (f: FramingFields): void => {
   f.transferEncoding = undefined
   f.connection = undefined
   f.expect = undefined
+  f.upgrade = undefined
 }
 
 const combine = (previous: string | undefined, value: string): string =>
   previous === undefined ? value : `${previous}, ${value}`
 
 /**
- * Records one header field (name lowercased) into `f` when it matters for framing.
+ * Records one field whose name is a known header with an id below `framingNameCount` (the parser knows the id from
+ * the bytes).
  * @internal
  */
-export const collectField = (f: FramingFields, name: string, value: string): void => {
-  switch (name) {
-    case "host":
+export const collectKnownField = (f: FramingFields, id: number, value: string): void => {
+  switch (id) {
+    case HostId:
       f.hostCount++
       f.host = value
       break
-    case "content-length":
+    case ContentLengthId:
       f.contentLength = combine(f.contentLength, value)
       break
-    case "transfer-encoding":
+    case TransferEncodingId:
       f.transferEncoding = combine(f.transferEncoding, value)
       break
-    case "connection":
+    case ConnectionId:
       f.connection = combine(f.connection, value)
       break
-    case "expect":
+    case ExpectId:
       f.expect = combine(f.expect, value)
       break
+    case UpgradeId:
+      f.upgrade = combine(f.upgrade, value)
+      break
   }
+}
+
+const framingIds: ReadonlyMap<string, number> = new Map(
+  knownHeaderNames.slice(0, framingNameCount).map((name, id) => [name, id])
+)
+
+/**
+ * Records one header field (name lowercased) into `f` when the message rules read it.
+ * @internal
+ */
+export const collectField = (f: FramingFields, name: string, value: string): void => {
+  const id = framingIds.get(name)
+  if (id !== undefined) collectKnownField(f, id, value)
 }
 
 /**
@@ -192,5 +224,10 @@ export const analyzeRequest = (
   }
   // RFC 9110 §10.1.1: 100-continue is ignored in an HTTP/1.0 request
   out.expectContinue = version === "HTTP/1.1" && f.expect !== undefined && hasListToken(f.expect, "100-continue")
+  // RFC 9110 §7.8: Upgrade counts only when listed in Connection, and is ignored in HTTP/1.0; RFC 9110 §9.3.6: a
+  // CONNECT turns the connection into a tunnel once answered with 2xx
+  out.upgrade = method === "CONNECT" ||
+    (version === "HTTP/1.1" && f.upgrade !== undefined && connection !== undefined &&
+      hasListToken(connection, "upgrade"))
   return undefined
 }
