@@ -87,6 +87,13 @@ export interface Connection {
    * implementation may always return `false`.
    */
   readonly tryWriteAll: (chunks: ReadonlyArray<Uint8Array | string>) => boolean
+  /**
+   * Completes once the connection is gone in both directions: the peer reset it, the socket broke, or it was closed
+   * (here or by the server). A half-close by the peer (the end of `read`) does not complete it, since that peer may
+   * still read what is written. For engines that stop work nobody will receive, such as an HTTP server interrupting
+   * the request of a client that left.
+   */
+  readonly closed: Effect.Effect<void>
   /** Half-close: flush what was written, send end-of-stream, keep reading. */
   readonly end: Effect.Effect<void>
   /** Closes both directions now; unsent data is discarded. */

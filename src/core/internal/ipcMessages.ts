@@ -149,7 +149,9 @@ export const BridgeAnswer = Schema.Union([
   Schema.TaggedStruct("Data", { chunks: Schema.Array(Schema.Uint8Array) }),
   Schema.TaggedStruct("Eof", {}),
   Schema.TaggedStruct("ReadError", { error: WireConnectionError }),
-  Schema.TaggedStruct("Ack", { seq: Schema.Number, error: Schema.optionalKey(Schema.String) })
+  Schema.TaggedStruct("Ack", { seq: Schema.Number, error: Schema.optionalKey(Schema.String) }),
+  // the connection is gone in both directions (its `closed`); a half-close is `Eof`, not this
+  Schema.TaggedStruct("Closed", {})
 ])
 export type BridgeAnswer = typeof BridgeAnswer.Type
 

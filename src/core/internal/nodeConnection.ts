@@ -141,6 +141,9 @@ export const open = (
     // buffers that writes still queued in the socket may point into; free again once it has none
     let held: Array<Buffer> = []
     const spare: Array<Buffer> = []
+    // `closed` waiters: resumed on the socket's close event, never on the peer's half-close ('end')
+    let gone = false
+    const closeWaiters = new Set<() => void>()
 
     const finishStep = (effect: Effect.Effect<unknown, Connection.ConnectionError | Cause.Done>) => {
       const resume = stepWaiter!
@@ -206,8 +209,17 @@ export const open = (
     }
     const onClose = () => {
       if (!ended) failure ??= idle ? idleError() : closedError
+      gone = true
+      for (const waiter of closeWaiters) waiter()
+      closeWaiters.clear()
       wake()
     }
+    const closed = Effect.callback<void>((resume) => {
+      if (gone || raw.destroyed) return resume(Effect.void)
+      const waiter = () => resume(Effect.void)
+      closeWaiters.add(waiter)
+      return Effect.sync(() => closeWaiters.delete(waiter))
+    })
     const idleError = () =>
       new Connection.ConnectionError({ reason: "IdleTimeout", message: "connection idle for longer than the idle timeout" })
 
@@ -385,6 +397,7 @@ export const open = (
         write,
         writeAll,
         tryWriteAll,
+        closed,
         end: Effect.sync(() => {
           if (!raw.writableEnded && !raw.destroyed) raw.end()
         }),

@@ -59,6 +59,10 @@ export const relay = (connection: Connection.Connection, port: MessagePort): Eff
             : answer({ _tag: "ReadError", error: { reason: error.reason, message: error.message } })
         )
     }))), { startImmediately: true })
+    // The worker's `closed`: the socket is gone in both directions.
+    yield* Effect.forkScoped(Effect.andThen(connection.closed, Effect.sync(() => answer({ _tag: "Closed" }))), {
+      startImmediately: true
+    })
     // Writer: writes, half-close and close, in the order the worker sent them.
     const ack = (seq: number) => (effect: Effect.Effect<void, Connection.ConnectionError>) =>
       Effect.matchEffect(effect, {
@@ -83,12 +87,16 @@ const closed = (message: string) => new Connection.ConnectionError({ reason: "Cl
 const mailbox = (port: MessagePort) =>
   Effect.map(Queue.unbounded<Ipc.BridgeAnswer, Connection.ConnectionError>(), (answers) => {
     const acks = new Map<number, Deferred.Deferred<string | undefined, Connection.ConnectionError>>()
+    // the connection is gone: the server said so, or closed the job's port
+    const gone = Deferred.makeUnsafe<void>()
     let seq = 0
     port.on("message", (raw) => {
       const decoded = decodeAnswer(raw)
       if (decoded._tag === "Failure") return
       const message = decoded.success
-      if (message._tag === "Ack") {
+      if (message._tag === "Closed") {
+        Deferred.doneUnsafe(gone, Effect.void)
+      } else if (message._tag === "Ack") {
         const ack = acks.get(message.seq)
         acks.delete(message.seq)
         if (ack) Deferred.doneUnsafe(ack, Effect.succeed(message.error))
@@ -98,9 +106,10 @@ const mailbox = (port: MessagePort) =>
     })
     // The server closed the job (connection gone, shutdown): nothing pending will be answered.
     port.on("close", () => {
-      const gone = closed("the connection was closed by the server")
-      Queue.failCauseUnsafe(answers, Cause.fail(gone))
-      for (const ack of acks.values()) Deferred.doneUnsafe(ack, Effect.fail(gone))
+      Deferred.doneUnsafe(gone, Effect.void)
+      const error = closed("the connection was closed by the server")
+      Queue.failCauseUnsafe(answers, Cause.fail(error))
+      for (const ack of acks.values()) Deferred.doneUnsafe(ack, Effect.fail(error))
       acks.clear()
     })
     /** Sends a request that the server acknowledges; succeeds with the server's error message, if any. */
@@ -112,7 +121,7 @@ const mailbox = (port: MessagePort) =>
         port.postMessage(make(next), transfer as Array<ArrayBuffer>)
         return Deferred.await(ack)
       })
-    return { answers, request }
+    return { answers, request, closed: Deferred.await(gone) }
   })
 
 /**
@@ -124,7 +133,7 @@ export const connection = (
 ): Effect.Effect<Connection.Connection, never, Scope.Scope> =>
   Effect.gen(function*() {
     yield* Effect.addFinalizer(() => Effect.sync(() => port.close()))
-    const { answers, request } = yield* mailbox(port)
+    const { answers, closed: gone, request } = yield* mailbox(port)
     let eof = false
     const read: Pull.Pull<NonEmptyReadonlyArray<Uint8Array>, Connection.ConnectionError> = Effect.suspend(() => {
       if (eof) return Cause.done()
@@ -177,6 +186,7 @@ export const connection = (
       writeAll,
       // every write waits for the server's acknowledgement, so there is no write that needs no waiting
       tryWriteAll: () => false,
+      closed: gone,
       end: settle((seq) => ({ _tag: "End", seq })),
       close: settle((seq) => ({ _tag: "Close", seq }))
     } satisfies Connection.Connection

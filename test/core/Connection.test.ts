@@ -1,0 +1,42 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Deferred, Effect } from "effect"
+import * as Strategy from "../../src/core/Strategy.ts"
+import * as Transport from "../../src/core/Transport.ts"
+import * as WorkerStrategy from "../../src/core/WorkerStrategy.ts"
+import * as Handlers from "../fixtures/handlers.ts"
+import * as Loopback from "../utils/loopback.ts"
+
+describe("Connection", () => {
+  describe("closed", () => {
+    for (const { name, layer } of [
+      { name: "fiber", layer: () => Strategy.layerFiber() },
+      { name: "worker", layer: () => WorkerStrategy.layer({ size: 1 }) }
+    ]) {
+      it.live(`${name}: completes when the peer resets the connection, not when it half-closes`, () =>
+        Effect.gen(function*() {
+          const failures = yield* Deferred.make<string>()
+          const server = yield* Loopback.startServer(Transport.tcp(), layer(), Handlers.closeWatch, {
+            // the half-closed connection's handler waits on `closed` until the server stops it
+            shutdownMode: "immediate",
+            onError: (failure) => Deferred.succeed(failures, String(Cause.squash(failure.cause))).pipe(Effect.asVoid)
+          })
+          const target = Loopback.targetOf(server.address)
+
+          const halfClosing = yield* Effect.promise(() => Loopback.connect(target))
+          halfClosing.write("a")
+          const first = yield* Effect.promise(() => Loopback.readExactly(halfClosing, "open closed=false\n".length))
+          assert.strictEqual(first.toString(), "open closed=false\n")
+          halfClosing.end()
+          const atEnd = yield* Effect.promise(() => Loopback.readExactly(halfClosing, "eof closed=false\n".length))
+          assert.strictEqual(atEnd.toString(), "eof closed=false\n")
+          halfClosing.destroy()
+
+          const resetting = yield* Effect.promise(() => Loopback.connect(target))
+          resetting.write("b")
+          yield* Effect.promise(() => Loopback.readExactly(resetting, "open closed=false\n".length))
+          resetting.resetAndDestroy()
+          assert.include(yield* Deferred.await(failures).pipe(Effect.timeout("10 seconds")), "closed seen")
+        }), 30_000)
+    }
+  })
+})
