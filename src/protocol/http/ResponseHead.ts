@@ -145,14 +145,18 @@ export interface ResponseHeadInput {
 
 const statusLineCache: Array<string | undefined> = []
 
-const statusLine = (version: HttpVersion, status: number, reason: string | undefined): string => {
-  if (reason === undefined && version === "HTTP/1.1") {
-    const cached = statusLineCache[status]
-    if (cached !== undefined) return cached
-    return (statusLineCache[status] = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`)
-  }
-  return `${version} ${status} ${reason ?? reasonPhrase(status)}\r\n`
-}
+/**
+ * The HTTP/1.1 status line of `status` with its registered reason phrase, CRLF included; made once per status.
+ * `status` must be an integer from 100 to 599 (not checked here).
+ * @category encoding
+ */
+export const statusLine = (status: number): string =>
+  statusLineCache[status] ??= `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`
+
+const statusLineOf = (version: HttpVersion, status: number, reason: string | undefined): string =>
+  reason === undefined && version === "HTTP/1.1"
+    ? statusLine(status)
+    : `${version} ${status} ${reason ?? reasonPhrase(status)}\r\n`
 
 const isReasonPhrase = (s: string): boolean => {
   for (let i = 0; i < s.length; i++) {
@@ -200,7 +204,7 @@ export const encodeResponseHead = (head: ResponseHeadInput): Result.Result<Uint8
       new HttpEncodeError({ reason: "InvalidReasonPhrase", message: "control character in the reason phrase" })
     )
   }
-  const line = statusLine(head.version ?? "HTTP/1.1", status, head.reason)
+  const line = statusLineOf(head.version ?? "HTTP/1.1", status, head.reason)
   return Result.map(appendFields(line, head.headers ?? []), latin1Bytes)
 }
 

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
+import { TestClock } from "effect/testing"
 import type { Scope } from "effect"
 import * as ChildProcess from "node:child_process"
 import type * as Handler from "../../../src/core/Handler.ts"
@@ -311,6 +312,17 @@ describe("HttpServer", () => {
   })
 
   describe("timeouts", () => {
+    it.effect("deadlines run on effect's Clock: a TestClock closes an idle keep-alive connection", () =>
+      Effect.gen(function*() {
+        const { port } = yield* start()
+        const client = yield* promise(() => Http.connect(port))
+        client.send(Http.get("/hello"))
+        assert.strictEqual((yield* promise(() => client.responses(1)))[0]!.body, "hello")
+        // the default keep-alive timeout is 5 s: only the test clock moves past it, and the connection closes
+        yield* TestClock.adjust("6 seconds")
+        yield* promise(() => client.closed(2_000))
+      }))
+
     it.live("a slowloris head gets 408 and is closed while a normal client is served", () =>
       Effect.gen(function*() {
         const { port } = yield* start(Apps.appShortTimeouts)

@@ -4,7 +4,7 @@
  * checks it again.
  */
 import { Buffer } from "node:buffer"
-import { reasonPhrase } from "../../../protocol/http/ResponseHead.ts"
+import { reasonPhrase, statusLine } from "../../../protocol/http/ResponseHead.ts"
 import type { HttpResponse } from "../HttpResponse.ts"
 import { text } from "../HttpResponse.ts"
 
@@ -31,10 +31,6 @@ export const Mode = { Persistent11: 0, Close: 1, Persistent10: 2 } as const
 export type Mode = (typeof Mode)[keyof typeof Mode]
 
 const connectionLine = ["", "Connection: close\r\n", "Connection: keep-alive\r\n"] as const
-
-const statusLines: Array<string | undefined> = []
-const statusLine = (status: number): string =>
-  statusLines[status] ??= `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`
 
 /** RFC 9110 §6.4.1: 1xx, 204 and 304 responses never have content. */
 export const bodyAllowed = (status: number): boolean => status >= 200 && status !== 204 && status !== 304
@@ -72,11 +68,26 @@ export const encodeFixed = (response: HttpResponse, mode: Mode, headOnly: boolea
   return out
 }
 
-/** How a streamed body is delimited. */
+/**
+ * How a streamed body is delimited: by its known length, by chunks (HTTP/1.1), or (HTTP/1.0 without a length) by the
+ * end of the connection.
+ */
 export type StreamFraming =
   | { readonly _tag: "Length"; readonly length: number }
   | { readonly _tag: "Chunked" }
   | { readonly _tag: "Close" }
+
+/** The framing of a streamed body of `contentLength` (when known) for a client speaking `version`. */
+export const streamFraming = (contentLength: number | undefined, version: "HTTP/1.0" | "HTTP/1.1"): StreamFraming =>
+  contentLength !== undefined
+    ? { _tag: "Length", length: contentLength }
+    : version === "HTTP/1.1"
+    ? { _tag: "Chunked" }
+    : { _tag: "Close" }
+
+/** The `Mode` of a response: persistent or not, and how the client's version says so. */
+export const modeOf = (persistent: boolean, version: "HTTP/1.0" | "HTTP/1.1"): Mode =>
+  !persistent ? Mode.Close : version === "HTTP/1.1" ? Mode.Persistent11 : Mode.Persistent10
 
 /** The head of a streamed response. */
 export const encodeStreamHead = (response: HttpResponse, mode: Mode, framing: StreamFraming): Uint8Array => {

@@ -1,0 +1,100 @@
+/**
+ * The request loop of one HTTP/1.1 connection, shared by every way of answering requests (`HttpServer`'s own
+ * applications and effect's `HttpApp`s): it reads, parses, hands each request head to the responder in order,
+ * answers parse errors, writes what the responders queued, and stops on a timeout or a graceful shutdown.
+ *
+ * Between waits the loop is plain code, and it runs as the bytes arrive (`Connection.readWhile`), so a keep-alive
+ * request that a responder answers without waiting costs no fiber step at all. The effects it waits on are built
+ * once per connection.
+ */
+import { Cause, Deferred, Effect } from "effect"
+import type { NonEmptyReadonlyArray } from "effect/Array"
+import type * as Connection from "../../../core/Connection.ts"
+import * as Server from "../../../core/Server.ts"
+import type { HttpRequestHead } from "../../../protocol/http/RequestHead.ts"
+import { ConnectionState, Phase } from "./connectionState.ts"
+import type { Config } from "./connectionState.ts"
+import { StopReason } from "./supervisor.ts"
+import type { Supervisor } from "./supervisor.ts"
+import { encodeFixed, errorResponse, Mode } from "./wire.ts"
+
+/**
+ * Starts answering one request: `undefined` when it was answered without waiting (the response is queued in the
+ * state's `out` and the request finished), else the effect that answers it. It must finish the request
+ * (`finishRequest`) before it is done.
+ */
+export type ServeRequest<R> = (head: HttpRequestHead) => Effect.Effect<void, Connection.ConnectionError, R> | undefined
+
+const idleStop: Effect.Effect<StopReason> = Effect.succeed(StopReason.Idle)
+
+const loop = <R>(state: ConnectionState, serve: ServeRequest<R>): Effect.Effect<StopReason, Connection.ConnectionError, R> => {
+  // What comes next: an effect for the fiber to run, or `undefined` to wait for more bytes.
+  const advance = (): Effect.Effect<StopReason, Connection.ConnectionError, R> | undefined => {
+    for (;;) {
+      const event = state.closing ? undefined : state.nextEvent()
+      if (event === undefined) {
+        // the request before asked to switch protocols and was answered over HTTP: go on with HTTP
+        if (state.switchAsked && state.phase === Phase.Idle && !state.closing) {
+          state.resumeHttp()
+          continue
+        }
+        if (state.out.length > 0) {
+          if (!state.connection.tryWriteAll(state.out)) return flushThenStep
+          // the socket took the chunks; the list itself is ours to reuse
+          state.out.length = 0
+        }
+        if (state.closing || state.inputEnded || (state.shuttingDown && state.phase === Phase.Idle)) return idleStop
+        state.awaitingInput = true
+        return undefined
+      }
+      if (event._tag === "Head") {
+        const serving = serve(event.head)
+        if (serving !== undefined) return Effect.flatMap(serving, step)
+      } else if (event._tag === "Error") {
+        // RFC 9112 §9.6 (and every parse error): answer if possible, then close
+        state.out.push(encodeFixed(errorResponse(event.error.status), Mode.Close, false))
+        state.closing = true
+      }
+    }
+  }
+  const step = (): Effect.Effect<StopReason, Connection.ConnectionError, R> => advance() ?? readThenStep
+  const onBatch = (batch: NonEmptyReadonlyArray<Uint8Array>) => {
+    state.pushAll(batch)
+    return advance()
+  }
+  const readThenStep = Effect.matchEffect(state.connection.readWhile(onBatch), {
+    onSuccess: (next) => next,
+    onFailure: (error) => {
+      if (!Cause.isDone(error)) return Effect.fail(error)
+      state.endOfInput()
+      return step()
+    }
+  })
+  const flushThenStep = Effect.flatMap(state.flush, step)
+  return Effect.suspend(step)
+}
+
+/**
+ * Serves one connection until it closes, times out or shuts down. `responder` is called once, with the connection's
+ * state, and gives what answers each request.
+ */
+export const serveConnection = <R>(
+  connection: Connection.Connection,
+  config: Config,
+  supervisor: Supervisor,
+  responder: (state: ConnectionState) => ServeRequest<R>
+): Effect.Effect<void, Connection.ConnectionError, R> =>
+  Effect.gen(function*() {
+    const signal = yield* Server.Shutdown
+    const state = new ConnectionState(connection, supervisor, config, signal)
+    state.setDeadline(config.keepAliveTimeout, StopReason.Idle)
+    yield* supervisor.join(state)
+    const reason = yield* Effect.raceFirst(loop(state, responder(state)), Deferred.await(state.stop)).pipe(
+      Effect.ensuring(supervisor.leave(state))
+    )
+    if ((reason === StopReason.Headers || reason === StopReason.Request) && !state.responseStarted) {
+      const out = state.out
+      out.push(encodeFixed(errorResponse(408), Mode.Close, false))
+      yield* Effect.ignore(connection.writeAll(out))
+    }
+  })
