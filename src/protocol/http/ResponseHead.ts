@@ -158,13 +158,25 @@ const statusLineOf = (version: HttpVersion, status: number, reason: string | und
     ? statusLine(status)
     : `${version} ${status} ${reason ?? reasonPhrase(status)}\r\n`
 
-const isReasonPhrase = (s: string): boolean => {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
+/**
+ * Whether `text` can go into a response head, as a reason phrase or a field value, without breaking it: one byte per
+ * character (latin1) and no control character but HTAB, so no CR or LF can inject a line. Laxer than the field-value
+ * grammar, which also refuses whitespace at either end; Node's http server sends such values too.
+ * @category guards
+ */
+export const isHeadText = (text: string): boolean => {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
     if (c > 0xff || c === 0x7f || (c < 0x20 && c !== 0x09)) return false
   }
   return true
 }
+
+/**
+ * Whether `name` is a field name (RFC 9110 §5.1: a token).
+ * @category guards
+ */
+export const isFieldName = (name: string): boolean => isToken(name)
 
 const headerError = (reason: "InvalidHeaderName" | "InvalidHeaderValue", index: number, name: string) =>
   new HttpEncodeError({
@@ -199,7 +211,7 @@ export const encodeResponseHead = (head: ResponseHeadInput): Result.Result<Uint8
   if (!Number.isInteger(status) || status < 100 || status > 599) {
     return Result.fail(new HttpEncodeError({ reason: "InvalidStatus", message: "status code outside 100-599" }))
   }
-  if (head.reason !== undefined && !isReasonPhrase(head.reason)) {
+  if (head.reason !== undefined && !isHeadText(head.reason)) {
     return Result.fail(
       new HttpEncodeError({ reason: "InvalidReasonPhrase", message: "control character in the reason phrase" })
     )

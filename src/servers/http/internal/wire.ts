@@ -30,7 +30,10 @@ export const httpDate = (): string => {
 export const Mode = { Persistent11: 0, Close: 1, Persistent10: 2 } as const
 export type Mode = (typeof Mode)[keyof typeof Mode]
 
-const connectionLine = ["", "Connection: close\r\n", "Connection: keep-alive\r\n"] as const
+const connectionLines = ["", "Connection: close\r\n", "Connection: keep-alive\r\n"] as const
+
+/** The `Connection` field line that `mode` calls for (none for a persistent HTTP/1.1 response). */
+export const connectionLine = (mode: Mode): string => connectionLines[mode]
 
 /** RFC 9110 §6.4.1: 1xx, 204 and 304 responses never have content. */
 export const bodyAllowed = (status: number): boolean => status >= 200 && status !== 204 && status !== 304
@@ -62,7 +65,7 @@ export const encodeFixed = (response: HttpResponse, mode: Mode, headOnly: boolea
   let head = `${statusLine(status)}Date: ${date}\r\n${response.headerText}`
   const withBody = bodyAllowed(status)
   if (withBody) head += `Content-Length: ${body === undefined ? 0 : body.length}\r\n`
-  head += `${connectionLine[mode]}\r\n`
+  head += `${connectionLines[mode]}\r\n`
   const out = toBytes(head, withBody && !headOnly ? body : undefined)
   response.cache[variant] = out
   return out
@@ -96,7 +99,7 @@ export const encodeStreamHead = (response: HttpResponse, mode: Mode, framing: St
     if (framing._tag === "Length") head += `Content-Length: ${framing.length}\r\n`
     else if (framing._tag === "Chunked") head += "Transfer-Encoding: chunked\r\n"
   }
-  return toBytes(`${head}${connectionLine[mode]}\r\n`, undefined)
+  return toBytes(`${head}${connectionLines[mode]}\r\n`, undefined)
 }
 
 /** `100 Continue` (RFC 9110 §15.2.1). */
