@@ -20,10 +20,11 @@ import { describeEnv, formatHeader, repoRoot } from "./lib/system.ts"
 import { chatSuite } from "./suites/chat.ts"
 import { echoSuite } from "./suites/echo.ts"
 import { strategiesSuite } from "./suites/strategies.ts"
+import { effectHttpSuite } from "./suites/effectHttp.ts"
 import { httpSuite } from "./suites/http.ts"
 
 /** Registry: each suite lives in its own file under bench/suites/. */
-const suites: ReadonlyArray<Suite> = [echoSuite, strategiesSuite, chatSuite, httpSuite]
+const suites: ReadonlyArray<Suite> = [echoSuite, strategiesSuite, chatSuite, httpSuite, effectHttpSuite]
 
 const usage = `usage: npm run bench -- [suite ...] [--quick] [--rounds N] [--list]
 suites: ${suites.map((suite) => suite.name).join(", ")}`

@@ -4,8 +4,8 @@
  * protocol). Every `HttpServerRequest` view of the request (`modify` makes new ones) shares it, so the body is read
  * once whatever view reads it.
  */
-import { Cause, Effect, Stream } from "effect"
-import type { Deferred, Option } from "effect"
+import { Cause, Deferred, Effect, Stream } from "effect"
+import type { Option } from "effect"
 import type { Fiber } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { Headers, HttpIncomingMessage, HttpServerError } from "effect/http"
@@ -89,7 +89,7 @@ export class Exchange {
   #method: string | undefined = undefined
   #location: { readonly url: string; readonly authority: string | undefined } | undefined = undefined
   #headers: Headers.Headers | undefined = undefined
-  #arrayBuffer: Effect.Effect<ArrayBuffer, HttpServerError.HttpServerError> | undefined = undefined
+  #body: Deferred.Deferred<ArrayBuffer, HttpServerError.HttpServerError> | undefined = undefined
   multipart: Effect.Effect<unknown, unknown, unknown> | undefined = undefined
 
   constructor(state: ConnectionState, head: HttpRequestHead, remoteAddress: Option.Option<string>, hasBody: boolean) {
@@ -119,31 +119,65 @@ export class Exchange {
     return target.charCodeAt(0) === 0x2f && host !== undefined ? `http://${host}${target}` : target
   }
 
+  /** The `MaxBodySize` in force, and a failure at once when the declared length is over it. */
+  #limit(request: HttpServerRequest.HttpServerRequest, max: unknown): number | HttpServerError.HttpServerError {
+    const limit = max === undefined ? Infinity : Number(max)
+    const framing = this.head.framing
+    return framing._tag === "Length" && framing.length > limit ? bodyTooLarge(request, limit) : limit
+  }
+
+  /** One batch of body bytes, counted against `limit`; fails with `Cause.Done` after the last. */
+  #pull(
+    request: HttpServerRequest.HttpServerRequest,
+    limit: number
+  ): Effect.Effect<NonEmptyReadonlyArray<Uint8Array>, HttpServerError.HttpServerError | Cause.Done> {
+    return Effect.flatMap(
+      Effect.mapError(this.state.pull, (error) => Cause.isDone(error) ? error : parseError(request, error)),
+      (batch) => {
+        for (const chunk of batch) this.bodyBytes += chunk.length
+        return this.bodyBytes > limit ? Effect.fail(bodyTooLarge(request, limit)) : Effect.succeed(batch)
+      }
+    )
+  }
+
   /** The body as a stream, pulled from the connection; `request` is named in errors. */
   stream(request: HttpServerRequest.HttpServerRequest): Stream.Stream<Uint8Array, HttpServerError.HttpServerError> {
     if (!this.hasBody) return Stream.empty
     return Stream.fromPull(Effect.withFiber((fiber) => {
-      const max = fiber.getRef(HttpIncomingMessage.MaxBodySize)
-      const limit = max === undefined ? Infinity : Number(max)
-      const framing = this.head.framing
-      // a declared length over the limit fails before any byte is read
-      if (framing._tag === "Length" && framing.length > limit) return Effect.fail(bodyTooLarge(request, limit))
-      return Effect.succeed(Effect.flatMap(
-        Effect.mapError(this.state.pull, (error) => Cause.isDone(error) ? error : parseError(request, error)),
-        (batch): Effect.Effect<NonEmptyReadonlyArray<Uint8Array>, HttpServerError.HttpServerError | Cause.Done> => {
-          for (const chunk of batch) this.bodyBytes += chunk.length
-          return this.bodyBytes > limit ? Effect.fail(bodyTooLarge(request, limit)) : Effect.succeed(batch)
-        }
-      ))
+      const limit = this.#limit(request, fiber.getRef(HttpIncomingMessage.MaxBodySize))
+      return typeof limit === "number" ? Effect.succeed(this.#pull(request, limit)) : Effect.fail(limit)
     }))
   }
 
-  /** The whole body in one buffer, read once for every view. */
+  /**
+   * The whole body in one buffer, read once for every view (a second reader waits for the first). Pulled straight
+   * from the connection, without a Stream: most bodies are read this way.
+   */
   arrayBuffer(request: HttpServerRequest.HttpServerRequest): Effect.Effect<ArrayBuffer, HttpServerError.HttpServerError> {
-    if (this.#arrayBuffer !== undefined) return this.#arrayBuffer
-    const read = Stream.runCollect(this.stream(request))
-    this.#arrayBuffer = Effect.runSync(Effect.cached(Effect.map(read, concatToArrayBuffer)))
-    return this.#arrayBuffer
+    return Effect.withFiber((fiber) => {
+      if (this.#body !== undefined) return Deferred.await(this.#body)
+      const body = this.#body = Deferred.makeUnsafe<ArrayBuffer, HttpServerError.HttpServerError>()
+      const limit = this.#limit(request, fiber.getRef(HttpIncomingMessage.MaxBodySize))
+      const read = typeof limit !== "number"
+        ? Effect.fail(limit)
+        : !this.hasBody
+        ? Effect.succeed(emptyBody)
+        : Effect.suspend(() => {
+          const chunks: Array<Uint8Array> = []
+          const loop: Effect.Effect<ArrayBuffer, HttpServerError.HttpServerError | Cause.Done> = Effect.flatMap(
+            this.#pull(request, limit),
+            (batch) => {
+              for (const chunk of batch) chunks.push(chunk)
+              return loop
+            }
+          )
+          return Effect.catchIf(loop, Cause.isDone, () => Effect.sync(() => concatToArrayBuffer(chunks))) as Effect.Effect<
+            ArrayBuffer,
+            HttpServerError.HttpServerError
+          >
+        })
+      return Effect.onExit(read, (exit) => Effect.sync(() => Deferred.doneUnsafe(body, exit)))
+    })
   }
 }
 
