@@ -88,8 +88,9 @@ export interface LayerOptions extends Options {
 export const layerHttpServices: Layer.Layer<NodeServices.NodeServices | HttpPlatform.HttpPlatform | Etag.Generator> =
   NodeHttpServer.layerHttpServices
 
+// ServeError carries only a cause: the message rides on it
 const serveError = (message: string, cause?: unknown) =>
-  new HttpServerError.ServeError({ cause: cause ?? new Error(message) })
+  new HttpServerError.ServeError({ cause: new Error(message, cause === undefined ? undefined : { cause }) })
 
 /** The WebSocket server of `request.upgrade`, made on first use and closed with `scope` (when there is one). */
 const webSocketServerIn = (
