@@ -143,8 +143,12 @@ export const make = (
     const handler = Handler.stream((connection) => serveEffectConnection(connection, context, config, supervisor), {
       name: options?.name ?? "effect-http"
     })
+    // Server.serve: interrupted when the scope closes, it stops accepting first, then drains
     yield* Effect.forkScoped(
-      server.serve(handler).pipe(Effect.catchCause((cause) => Effect.logError("HTTP server stopped", cause))),
+      Server.serve(handler).pipe(
+        Effect.provideService(Server.Server, server),
+        Effect.catchCause((cause) => Effect.logError("HTTP server stopped", cause))
+      ),
       { startImmediately: true }
     )
     return makeHttpServer(context.slot, server.address)
