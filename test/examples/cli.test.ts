@@ -6,6 +6,7 @@ import * as Processes from "../utils/processes.ts"
 const programs = [
   ["examples/echo-server.ts", ["--transport", "--strategy", "--host", "--port", "--path", "--workers"]],
   ["examples/web-server.ts", ["--strategy", "--host", "--port", "--workers"]],
+  ["examples/api-server.ts", ["--strategy", "--host", "--port", "--workers"]],
   ["examples/chat.ts", ["--name", "--host", "--port", "--path", "--hub", "--redis-url"]],
   ["examples/demo.ts", ["--ephemeral"]],
   ["examples/forking-echo.ts", []],
