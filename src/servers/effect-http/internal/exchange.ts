@@ -186,6 +186,10 @@ const concatToArrayBuffer = (chunks: ReadonlyArray<Uint8Array>): ArrayBuffer => 
   for (const chunk of chunks) total += chunk.length
   if (total === 0) return emptyBody
   // a fresh buffer of its own: chunks are views of larger read buffers
+  if (chunks.length === 1) {
+    const chunk = chunks[0]
+    return chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.length) as ArrayBuffer
+  }
   const out = new Uint8Array(total)
   let offset = 0
   for (const chunk of chunks) {

@@ -27,6 +27,26 @@ import { connectionLine, httpDate, modeOf, streamFraming } from "../../http/inte
 import type { Exchange } from "./exchange.ts"
 
 const closeToken = /(?:^|[\s,])close(?:$|[\s,])/i
+
+// Header names and most values repeat from response to response ("content-type", "text/plain"): remember the ones
+// found valid, so that most heads are checked by lookups. Bounded: past the limit, strings are checked every time.
+const maxKnownText = 1024
+const knownNames = new Set<string>()
+const knownValues = new Set<string>()
+
+const validName = (name: string): boolean => {
+  if (knownNames.has(name)) return true
+  if (!isFieldName(name)) return false
+  if (knownNames.size < maxKnownText) knownNames.add(name)
+  return true
+}
+
+const validValue = (value: string): boolean => {
+  if (knownValues.has(value)) return true
+  if (!isHeadText(value)) return false
+  if (knownValues.size < maxKnownText && value.length <= 256) knownValues.add(value)
+  return true
+}
 const decimal = /^\d{1,15}$/
 
 /** The parts of a head that do not depend on the body, and what the response's own fields say. */
@@ -61,8 +81,8 @@ const encodeHead = (response: HttpServerResponse.HttpServerResponse, status: num
     }
     if (name === "date") hasDate = true
     else if (name === "content-type") hasContentType = true
-    if (!isFieldName(name)) return `invalid header name ${JSON.stringify(name)}`
-    if (!isHeadText(value)) return `invalid value of header ${name}`
+    if (!validName(name)) return `invalid header name ${JSON.stringify(name)}`
+    if (!validValue(value)) return `invalid value of header ${name}`
     fields += `${name}: ${value}\r\n`
   }
   if (!Cookies.isEmpty(response.cookies)) {
