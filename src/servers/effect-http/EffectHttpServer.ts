@@ -50,7 +50,9 @@ import type { UpgradeContext } from "./internal/upgrade.ts"
 
 /**
  * Options of the HTTP engine: the parser's limits and the timeouts of `HttpServer.Options`, and the WebSocket
- * server's options.
+ * server's options. Unlike Node's, the request timeout (default 300 s) runs until the response is complete, so a
+ * response streamed for longer (server-sent events, say) needs `requestTimeout: 0` or more time; a connection that
+ * switched protocols (`upgrade`) has no such deadline.
  * @category models
  */
 export interface Options extends HttpServerNative.Options {

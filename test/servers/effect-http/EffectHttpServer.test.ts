@@ -263,6 +263,25 @@ describe("EffectHttpServer", () => {
           assert.deepStrictEqual(replies, ["HELLO", "AGAIN"])
         }))
 
+      it.live("a switched connection outlives the request timeout", () =>
+        Effect.gen(function*() {
+          const port = yield* serveApp(strategy(), { requestTimeout: "200 millis" })
+          const replies = yield* promise(() =>
+            new Promise<Array<string>>((resolve, reject) => {
+              const ws = new NodeWS.WebSocket(`ws://127.0.0.1:${port}/ws`)
+              const got: Array<string> = []
+              ws.on("open", () => setTimeout(() => ws.send("late"), 600))
+              ws.on("message", (data) => {
+                got.push(String(data))
+                ws.close()
+              })
+              ws.on("close", () => resolve(got))
+              ws.on("error", reject)
+            })
+          )
+          assert.deepStrictEqual(replies, ["LATE"])
+        }))
+
       it.live("other protocols: 101 with the app's headers, bytes sent after the request reach the socket", () =>
         Effect.gen(function*() {
           const port = yield* serveApp(strategy())

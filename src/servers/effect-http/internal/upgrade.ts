@@ -22,6 +22,7 @@ import type { WebSocket, WebSocketServer } from "@effect/platform-node/NodeWS"
 import * as Connection from "../../../core/Connection.ts"
 import { encodeResponseHead } from "../../../protocol/http/ResponseHead.ts"
 import { drain } from "../../http/internal/connectionState.ts"
+import { StopReason } from "../../http/internal/supervisor.ts"
 import type { Exchange } from "./exchange.ts"
 
 /** What upgrades need of their server: its WebSocket server, made on first use. */
@@ -54,6 +55,8 @@ const switchOver = (exchange: Exchange): Effect.Effect<Uint8Array, Socket.Socket
     if (!complete) return Effect.fail(openError("the request body did not end before the protocol switch"))
     exchange.switched = true
     exchange.switchedDone ??= Deferred.makeUnsafe<void>()
+    // the request is over; the new protocol's conversation has no HTTP deadline
+    exchange.state.setDeadline(0, StopReason.Request)
     return Effect.succeed(exchange.state.parser.takeRemaining())
   })
 
