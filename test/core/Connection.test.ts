@@ -8,14 +8,17 @@ import * as Loopback from "../utils/loopback.ts"
 
 describe("Connection", () => {
   describe("closed", () => {
-    for (const { name, layer } of [
-      { name: "fiber", layer: () => Strategy.layerFiber() },
-      { name: "worker", layer: () => WorkerStrategy.layer({ size: 1 }) }
+    const tcp = () => Loopback.listenerLayer(Transport.tcp())
+    for (const { name, layer, listener } of [
+      { name: "fiber", layer: () => Strategy.layerFiber(), listener: tcp },
+      { name: "worker", layer: () => WorkerStrategy.layer({ size: 1 }), listener: tcp },
+      // without a socket to move, the worker gets the connection relayed over a port by the main thread
+      { name: "worker (relayed)", layer: () => WorkerStrategy.layer({ size: 1 }), listener: () => Loopback.withoutSockets(tcp()) }
     ]) {
       it.live(`${name}: completes when the peer resets the connection, not when it half-closes`, () =>
         Effect.gen(function*() {
           const failures = yield* Deferred.make<string>()
-          const server = yield* Loopback.startServer(Transport.tcp(), layer(), Handlers.closeWatch, {
+          const server = yield* Loopback.startServerOn(listener(), layer(), Handlers.closeWatch, {
             // the half-closed connection's handler waits on `closed` until the server stops it
             shutdownMode: "immediate",
             onError: (failure) => Deferred.succeed(failures, String(Cause.squash(failure.cause))).pipe(Effect.asVoid)
