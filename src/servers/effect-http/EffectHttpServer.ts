@@ -19,7 +19,8 @@
  * - {@link define}: an app given as a module export (a Layer around `HttpRouter.serve(...)`), built once per process
  *   or thread that serves it, so one app runs under all four strategies, `fork` and `worker` included.
  *
- * Each request runs in its connection's fiber (no fiber per request); see `internal/responder.ts`. Requests are
+ * Each request runs in a fiber of its own, started in the read event that completed it (see `internal/responder.ts`),
+ * so an app that answers without waiting costs no step of the connection's fiber. Requests are
  * parsed by `Http1Parser`, with its limits (a body is at most 16 MiB unless `maxBodyBytes` says otherwise, on top of
  * effect's `MaxBodySize`).
  *
