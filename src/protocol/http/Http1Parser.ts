@@ -45,10 +45,15 @@ export const defaultMaxRequestLineBytes = 8 * 1024
 export const defaultMaxHeaderBytes = 16 * 1024
 
 /**
- * Most header field lines accepted: 100. More -> 431. The trailer section has the same limit.
+ * Most header field lines accepted: 2000. More -> 431. The trailer section has the same limit.
+ *
+ * The header-section byte limit is what bounds memory; the count only bounds the per-field work within it. Other
+ * servers: node:http accepts 2000 fields (`server.maxHeadersCount`) in 16 KiB, hyper 100 fields by default, Netty
+ * counts bytes only (8 KiB). 100 refused ordinary requests that proxies and browsers had grown to a hundred fields;
+ * with node:http's count and byte limits, a request Node's own server takes is taken here too.
  * @category constants
  */
-export const defaultMaxHeaders = 100
+export const defaultMaxHeaders = 2000
 
 /**
  * Largest body accepted (Content-Length, or the sum of the chunk sizes): 16 MiB. Larger -> 413.

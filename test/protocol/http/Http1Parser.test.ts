@@ -209,16 +209,52 @@ describe("Http1Parser", () => {
       check(`GET / HTTP/1.1\r\nHost: h\r\nX: ${"v".repeat(80)}\x00\r\n\r\n`, "HeaderSectionTooLarge")
     })
 
-    it("default limits: 8 KiB request line, 16 KiB header section, 100 fields", () => {
+    it("default limits: 8 KiB request line, 16 KiB header section, 2000 fields", () => {
       assert.strictEqual(Http1Parser.defaultMaxRequestLineBytes, 8192)
       assert.strictEqual(Http1Parser.defaultMaxHeaderBytes, 16384)
-      assert.strictEqual(Http1Parser.defaultMaxHeaders, 100)
+      assert.strictEqual(Http1Parser.defaultMaxHeaders, 2000)
       const line = `GET /${"a".repeat(8192 - 14)} HTTP/1.1`
       assert.strictEqual(line.length, 8192)
       assert.isUndefined(parseChunks([bytes(`${line}\r\nHost: h\r\n\r\n`)]).error)
       assert.strictEqual(parseChunks([bytes(`${line}a\r\nHost: h\r\n\r\n`)]).error?.status, 414)
-      const fields = Array.from({ length: 99 }, (_, i) => `X-${i}: ${i}\r\n`).join("")
-      assert.isUndefined(parseChunks([bytes(`GET / HTTP/1.1\r\nHost: h\r\n${fields}\r\n`)]).error)
+    })
+
+    it("default limits: a request with a hundred ordinary fields is served", () => {
+      const fields = Array.from({ length: 100 }, (_, i) => `X-Forwarded-Field-${i}: some value ${i}\r\n`).join("")
+      const outcome = parseChunks([bytes(`GET / HTTP/1.1\r\nHost: h\r\n${fields}\r\n`)])
+      assert.isUndefined(outcome.error)
+      assert.strictEqual(outcome.messages[0]?.head.headers.length, 101)
+    })
+
+    // `x:N` lines keep 2000 fields under the byte limit, so the count is what is tested
+    const manyFields = (count: number) =>
+      `GET / HTTP/1.1\r\nHost: h\r\n${Array.from({ length: count - 1 }, (_, i) => `x:${i}\r\n`).join("")}\r\n`
+
+    it("default header count: exactly at the limit, then one more -> 431", () => {
+      const atLimit = manyFields(2000)
+      assert.isBelow(atLimit.length, 16384)
+      const outcome = parseChunks([bytes(atLimit)])
+      assert.isUndefined(outcome.error)
+      assert.strictEqual(outcome.messages[0]?.head.headers.length, 2000)
+      assert.deepStrictEqual(parseChunks([bytes(manyFields(2001))]).error, { reason: "TooManyHeaders", status: 431 })
+    })
+
+    it("default header section: exactly 16 KiB of fields, then one byte over -> 431", () => {
+      // Host line (9 bytes) + one field line of the rest; the limit counts every field line with its CRLF
+      const withSection = (size: number) => `GET / HTTP/1.1\r\nHost: h\r\nX: ${"v".repeat(size - 9 - 5)}\r\n\r\n`
+      assert.isUndefined(parseChunks([bytes(withSection(16384))]).error)
+      assert.deepStrictEqual(parseChunks([bytes(withSection(16385))]).error, {
+        reason: "HeaderSectionTooLarge",
+        status: 431
+      })
+    })
+
+    it("after a head with many fields, the next head parses as usual", () => {
+      const parser = Http1Parser.makeRequestParser()
+      for (const text of [manyFields(2000), manyFields(3)]) {
+        const events = parser.push(bytes(text))
+        assert.deepStrictEqual(events.map((e) => e._tag), ["Head", "End"])
+      }
     })
 
     it("a bad option is a defect", () => {

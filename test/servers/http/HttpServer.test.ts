@@ -291,6 +291,30 @@ describe("HttpServer", () => {
         }
       }))
 
+    it.live("a hundred header fields are served; over the field count or the section size is 431 and closes", () =>
+      Effect.gen(function*() {
+        const { port } = yield* start()
+        const hundred = Array.from({ length: 99 }, (_, i) => `X-Forwarded-Field-${i}: some value ${i}\r\n`).join("")
+        const client = yield* promise(() => Http.connect(port))
+        client.send(Http.get("/query?a=1", `${hundred}X-Test: found\r\n`) + Http.get("/hello"))
+        const served = yield* promise(() => client.responses(2))
+        assert.deepStrictEqual(served.map((r) => r.status), [200, 200])
+        assert.deepStrictEqual(JSON.parse(served[0]!.body), { a: "1", ua: "found" })
+        assert.isFalse(client.isClosed())
+        client.destroy()
+        // Host and 2000 more `x:N` lines stay under 16 KiB: the count is over; one field of 16 KiB: the size is
+        const tooMany = Array.from({ length: 2000 }, (_, i) => `x:${i}\r\n`).join("")
+        const tooLarge = `X-Big: ${"b".repeat(16 * 1024)}\r\n`
+        for (const extra of [tooMany, tooLarge]) {
+          const refused = yield* promise(() => Http.connect(port))
+          refused.send(Http.get("/hello", extra))
+          const [response] = yield* promise(() => refused.responses(1))
+          assert.strictEqual(response!.status, 431)
+          assert.strictEqual(response!.headers["connection"], "close")
+          yield* promise(() => refused.closed())
+        }
+      }))
+
     it.live("a failing, defecting or throwing handler gets 500 without its text, and the connection goes on", () =>
       Effect.gen(function*() {
         const { port } = yield* start()

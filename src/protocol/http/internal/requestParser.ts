@@ -97,6 +97,8 @@ const BACKSLASH = 0x5c
 const emptyWords = new Int32Array(0)
 const emptyBytes = new Uint8Array(0)
 const retainedAccBytes = 4096
+/** Field slots a parser keeps between heads; a head with more grows them for its own duration only. */
+const retainedFields = 32
 const noFields: ReadonlyArray<readonly [string, string]> = Object.freeze([])
 const endEvent: ParseEvent = Object.freeze({ _tag: "End", trailers: noFields })
 
@@ -169,7 +171,7 @@ export class RequestMachine {
     this.maxHeaders = limits.maxHeaders
     this.maxBody = limits.maxBodyBytes
     this.maxExtension = limits.maxChunkExtensionBytes
-    this.fields = new Int32Array(4 * Math.max(1, Math.min(this.maxHeaders, 32)))
+    this.fields = new Int32Array(4 * Math.max(1, Math.min(this.maxHeaders, retainedFields)))
   }
 
   push(chunk: Uint8Array): Array<ParseEvent> {
@@ -581,6 +583,8 @@ export class RequestMachine {
     const base = this.mark
     const count = this.count
     const fields = this.fields
+    // an idle keep-alive connection should not hold the slots of one head with many fields either
+    if (fields.length > 4 * retainedFields) this.fields = new Int32Array(4 * retainedFields)
     // One native call makes the section text; names and values are substrings of it (V8 shares the backing
     // store of longer ones), which is several times cheaper than one conversion per field.
     const textEnd = count > 0 ? fields[count * 4 - 1] : this.inTrailers ? 0 : this.targetEnd
