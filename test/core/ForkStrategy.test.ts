@@ -49,6 +49,57 @@ const withFork = <A, E>(
     return result
   })
 
+/** A client that streams a payload through `whoamiEcho` in two halves and collects what comes back. */
+const streamingClient = (target: Loopback.Target, payload: Uint8Array) =>
+  Effect.promise(async () => {
+    const socket = await Loopback.connect(target)
+    const chunks: Array<Buffer> = []
+    let size = 0
+    const progress = new Set<() => void>()
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk)
+      size += chunk.length
+      for (const check of progress) check()
+    })
+    const ended = new Promise<"end" | "error" | "timeout">((resolve) => {
+      const timer = setTimeout(() => resolve("timeout"), 30_000)
+      const settle = (how: "end" | "error") => {
+        clearTimeout(timer)
+        resolve(how)
+      }
+      socket.once("end", () => settle("end"))
+      socket.once("error", () => settle("error"))
+      socket.once("close", () => settle("end"))
+    })
+    const half = payload.length >> 1
+    socket.write(payload.subarray(0, half))
+    return {
+      /** Resolves with the serving child's pid once `bytes` of echo (after the pid line) have come back. */
+      echoed: (bytes: number, timeoutMs = 20_000) =>
+        new Promise<number>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`only ${size} bytes back`)), timeoutMs)
+          const check = () => {
+            const all = Buffer.concat(chunks)
+            const line = all.indexOf(10)
+            if (line < 0 || all.length - line - 1 < bytes) return
+            clearTimeout(timer)
+            progress.delete(check)
+            resolve(pidOf(all))
+          }
+          progress.add(check)
+          check()
+        }),
+      /** Sends the rest, half-closes, and resolves with how the connection ended and the echo received. */
+      finish: async () => {
+        socket.end(payload.subarray(half))
+        const how = await ended
+        socket.destroy()
+        const all = Buffer.concat(chunks)
+        return { how, echo: all.subarray(all.indexOf(10) + 1) }
+      }
+    }
+  })
+
 describe("ForkStrategy", () => {
   PoolStrategyCases.registerPoolStrategyCases({
     tag: "fork",
@@ -97,6 +148,34 @@ describe("ForkStrategy", () => {
           const reply = yield* Effect.promise(() => Loopback.exchange(target, `after crash ${i}`))
           assert.strictEqual(reply.toString(), `after crash ${i}`)
         }
+      })))
+
+  it.live("kill -9 of a child mid-transfer ends only its connections; the others finish byte-exact; the pool refills", () =>
+    withFork({ size: 3 }, (fork, layer) =>
+      Effect.gen(function*() {
+        const server = yield* Loopback.startServer(Transport.tcp(), layer, Handlers.whoamiEcho)
+        const target = Loopback.targetOf(server.address)
+        const payloads = Array.from({ length: 3 }, (_, i) => Loopback.bytes(4 * 1024 * 1024, i + 11))
+        const clients = yield* Effect.forEach(payloads, (payload) => streamingClient(target, payload))
+        // every client is mid-transfer: part of its first half has come back, its second half is not sent yet
+        const pids = yield* Effect.promise(() => Promise.all(clients.map((client) => client.echoed(64 * 1024))))
+        const victim = pids[0]!
+        assert.isTrue(pids.some((pid) => pid !== victim), `all clients on one child: ${pids.join(", ")}`)
+        process.kill(victim, "SIGKILL")
+        const outcomes = yield* Effect.promise(() => Promise.all(clients.map((client) => client.finish())))
+        outcomes.forEach((outcome, i) => {
+          if (pids[i] === victim) {
+            assert.notStrictEqual(outcome.how, "timeout", `client ${i} on the killed child was never cut off`)
+            assert.isBelow(outcome.echo.length, payloads[i]!.length, `client ${i} on the killed child`)
+          } else {
+            assert.strictEqual(outcome.how, "end", `client ${i}`)
+            assert.isTrue(Buffer.from(payloads[i]!).equals(outcome.echo), `client ${i}: echo differs`)
+          }
+        })
+        yield* awaitChildren(fork, (live) => live.length === 3 && !live.includes(victim))
+        const reply = yield* Effect.promise(() => Loopback.exchange(target, "after the kill"))
+        assert.match(reply.toString(), /^PID \d+ TID 0\nafter the kill$/)
+        assert.notStrictEqual(pidOf(reply), victim)
       })))
 
   it.live("per-connection mode: after 20 sequential connections every child is reaped (no zombie)", () =>
