@@ -19,6 +19,7 @@ import { NetAddress } from "effect/net"
 import * as Net from "node:net"
 import * as Listener from "./Listener.ts"
 import * as Transport from "./Transport.ts"
+import * as AcceptWatch from "./internal/acceptWatch.ts"
 import * as BindErrors from "./internal/bindError.ts"
 import * as Handoff from "./internal/handoff.ts"
 import * as NodeConnection from "./internal/nodeConnection.ts"
@@ -44,6 +45,18 @@ const describe = (transport: Transport.StreamTransport): string =>
     ? transport.path
     : `${transport.host ?? Transport.defaultHost}:${transport.port ?? 0}`
 
+// Where `server.listen` binds: the transport's address, or (when listening again) the port it was given.
+const listenOptions = (transport: Transport.StreamTransport, port?: number): Net.ListenOptions =>
+  transport._tag === "Unix"
+    ? { path: transport.path, backlog: transport.backlog ?? 511 }
+    : {
+      host: transport.host ?? Transport.defaultHost,
+      port: port ?? transport.port ?? 0,
+      backlog: transport.backlog ?? 511,
+      reusePort: transport.reusePort ?? false,
+      ipv6Only: transport.ipv6Only ?? false
+    }
+
 const listen = (transport: Transport.StreamTransport) =>
   Effect.callback<Net.Server, Listener.BindError>((resume) => {
     const server = Net.createServer({
@@ -62,17 +75,7 @@ const listen = (transport: Transport.StreamTransport) =>
       server.off("error", onError)
       resume(Effect.succeed(server))
     }
-    if (transport._tag === "Unix") {
-      server.listen({ path: transport.path, backlog: transport.backlog ?? 511 }, onListening)
-    } else {
-      server.listen({
-        host: transport.host ?? Transport.defaultHost,
-        port: transport.port ?? 0,
-        backlog: transport.backlog ?? 511,
-        reusePort: transport.reusePort ?? false,
-        ipv6Only: transport.ipv6Only ?? false
-      }, onListening)
-    }
+    server.listen(listenOptions(transport), onListening)
     return Effect.sync(() => server.close())
   })
 
@@ -82,6 +85,29 @@ const boundAddress = (server: Net.Server, transport: Transport.StreamTransport):
     return NetAddress.unixPathAddress(transport._tag === "Unix" ? transport.path : String(info))
   }
   return NetAddress.inetAddressFromIpStringUnsafe(info.address, info.port)
+}
+
+const reportEffect = (report: AcceptWatch.Report): Effect.Effect<void> => {
+  switch (report._tag) {
+    case "LimitReached":
+      return Effect.logWarning(
+        `out of file descriptors (${report.code}): new connections are closed at once until some are free; ` +
+          "connections already open are served. " +
+          (report.code === "ENFILE"
+            ? "The system's open-file table is full (fs.file-max)"
+            : "Raise the process's limit with `ulimit -n` before starting the server")
+      ).pipe(Effect.annotateLogs({ limit: report.limit ?? "unknown", times: report.suppressed + 1 }))
+    case "LimitCleared":
+      return Effect.logInfo("file descriptors available again: accepting new connections").pipe(
+        Effect.annotateLogs({ afterMillis: report.afterMillis })
+      )
+    case "AcceptFailed":
+      return Effect.logWarning(
+        `accept failed (${report.code})${report.paused ? ": listening pauses for a second" : ""}`
+      ).pipe(Effect.annotateLogs({ times: report.suppressed + 1 }))
+    case "ListenFailed":
+      return Effect.logWarning(`listening again failed (${report.code}): retrying in a second`)
+  }
 }
 
 /**
@@ -101,10 +127,24 @@ export const make = Effect.fnUntraced(function*(transport: Transport.StreamTrans
   const address = boundAddress(server, transport)
   let nextId = 0
 
+  // Accept errors and descriptor exhaustion are logged, never fatal (see `acceptWatch`).
+  const runFork = Effect.runForkWith(yield* Effect.context<never>())
+  const listenerName = NetAddress.formatSocketAddress(address)
+  const stopWatch = AcceptWatch.watch(
+    server,
+    () =>
+      server.listen(listenOptions(transport, address._tag === "UnixPathAddress" ? undefined : address.port), () => {
+        if (transport._tag === "Unix") inode = UnixPath.inodeOf(transport.path)
+        runFork(Effect.logInfo("listening again").pipe(Effect.annotateLogs({ listener: listenerName })))
+      }),
+    (report) => runFork(reportEffect(report).pipe(Effect.annotateLogs({ listener: listenerName })))
+  )
+
   function stop(server: Net.Server) {
     return Effect.suspend(() => {
       if (stopped) return Effect.void
       stopped = true
+      stopWatch()
       server.close()
       if (transport._tag === "Unix") UnixPath.removeIfOurs(transport.path, inode)
       return Queue.clear(queue).pipe(

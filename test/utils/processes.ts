@@ -29,15 +29,25 @@ export interface Program {
 /**
  * Starts `node --import tsx <file> ...args` from the repository root; killed when the scope closes. With `group`, the
  * program leads a process group of its own, so that a signal can reach it and every process it started at once.
+ * With `fileLimit`, the program runs under that limit on open files (`ulimit -n`, soft and hard).
  */
 export const start = (
   file: string,
   args: ReadonlyArray<string> = [],
-  options?: { readonly env?: Record<string, string> | undefined; readonly group?: boolean | undefined }
+  options?: {
+    readonly env?: Record<string, string> | undefined
+    readonly group?: boolean | undefined
+    readonly fileLimit?: number | undefined
+  }
 ): Effect.Effect<Program, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const child = ChildProcess.spawn(node, ["--import", "tsx", Path.join(root, file), ...args], {
+      const argv = [node, "--import", "tsx", Path.join(root, file), ...args]
+      // `exec` keeps one process: the pid we hold is the program's
+      const [command, ...rest] = options?.fileLimit === undefined
+        ? argv
+        : ["bash", "-c", `ulimit -n ${options.fileLimit} && exec "$@"`, "bash", ...argv]
+      const child = ChildProcess.spawn(command!, rest, {
         cwd: root,
         stdio: ["pipe", "pipe", "pipe"],
         env: { ...process.env, FORCE_COLOR: "0", ...options?.env },
