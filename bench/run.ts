@@ -18,13 +18,14 @@ import { killAllNow, terminateAll } from "./lib/children.ts"
 import type { Suite } from "./lib/suite.ts"
 import { describeEnv, formatHeader, repoRoot } from "./lib/system.ts"
 import { chatSuite } from "./suites/chat.ts"
+import { connectionsSuite } from "./suites/connections.ts"
 import { echoSuite } from "./suites/echo.ts"
 import { strategiesSuite } from "./suites/strategies.ts"
 import { effectHttpSuite } from "./suites/effectHttp.ts"
 import { httpSuite } from "./suites/http.ts"
 
 /** Registry: each suite lives in its own file under bench/suites/. */
-const suites: ReadonlyArray<Suite> = [echoSuite, strategiesSuite, chatSuite, httpSuite, effectHttpSuite]
+const suites: ReadonlyArray<Suite> = [echoSuite, strategiesSuite, chatSuite, httpSuite, effectHttpSuite, connectionsSuite]
 
 const usage = `usage: npm run bench -- [suite ...] [--quick] [--rounds N] [--list]
 suites: ${suites.map((suite) => suite.name).join(", ")}`

@@ -4,7 +4,7 @@
  */
 import { spawn } from "node:child_process"
 import { terminate, track } from "./children.ts"
-import { childEnv, nodeBin, pinned, repoRoot } from "./system.ts"
+import { childEnv, nodeBin, pinned, repoRoot, withFileLimit } from "./system.ts"
 import type { Pinning } from "./system.ts"
 
 export type LoadOutcome =
@@ -19,9 +19,20 @@ export type LoadOutcome =
 export const runLoad = async (
   script: string,
   args: ReadonlyArray<string>,
-  options: { readonly pinning: Pinning; readonly core: number; readonly timeoutMs: number }
+  options: {
+    readonly pinning: Pinning
+    readonly core: number
+    readonly timeoutMs: number
+    /** Open files the generator needs (see `withFileLimit`); default: the harness's own limit. */
+    readonly fileLimit?: number | undefined
+  }
 ): Promise<LoadOutcome> => {
-  const [command, ...rest] = pinned(options.pinning, options.core, [nodeBin, script, ...args])
+  const argv = [nodeBin, script, ...args]
+  const [command, ...rest] = pinned(
+    options.pinning,
+    options.core,
+    options.fileLimit === undefined ? argv : withFileLimit(options.fileLimit, argv)
+  )
   if (command === undefined) return { ok: false, reason: "empty command line" }
   const child = spawn(command, rest, { cwd: repoRoot, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] })
   track(child)

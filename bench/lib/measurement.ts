@@ -41,6 +41,8 @@ export interface MeasureOptions<F extends object> {
   readonly loadScript: string
   readonly loadArgs: (target: RunningTarget) => ReadonlyArray<string>
   readonly loadTimeoutMs: number
+  /** Open files the load generator needs (see `withFileLimit`); default: the harness's own limit. */
+  readonly loadFileLimit?: number | undefined
   /** `crashed` describes a server that died during the run ("" when it did not). Called after the server stopped. */
   readonly interpret: (load: LoadOutcome, crashed: string) => Interpreted<F>
 }
@@ -76,7 +78,8 @@ export const measureOnce = async <F extends object>(
     const load = await runLoad(options.loadScript, options.loadArgs(target), {
       pinning,
       core: pinning.loadCore,
-      timeoutMs: options.loadTimeoutMs
+      timeoutMs: options.loadTimeoutMs,
+      fileLimit: options.loadFileLimit
     })
     const crashed = target.exited() ? ` (server exited; output: ${target.tail()})` : ""
     exit = await target.stop()

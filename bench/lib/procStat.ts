@@ -98,3 +98,24 @@ export const readMachineBusyMs = (): number | null => {
     return null
   }
 }
+
+/** Resident set size (bytes) of a process from /proc/<pid>/status; null when unreadable. */
+export const readRssBytes = (pid: number): number | null => {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+    return match === null ? null : Number(match[1]) * 1024
+  } catch {
+    return null
+  }
+}
+
+/** Soft limit on open files of a process from /proc/<pid>/limits; null when unreadable, Infinity when unlimited. */
+export const readFileLimit = (pid: number): number | null => {
+  try {
+    const match = /^Max open files\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/limits`, "utf8"))
+    if (match === null) return null
+    return match[1] === "unlimited" ? Infinity : Number(match[1])
+  } catch {
+    return null
+  }
+}

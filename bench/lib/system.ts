@@ -61,6 +61,19 @@ export const detectPinning = (): Pinning => {
 export const pinned = (pinning: Pinning, core: number, argv: ReadonlyArray<string>): Array<string> =>
   pinning.enabled ? ["taskset", "-c", String(core), ...argv] : [...argv]
 
+/**
+ * Runs `argv` under a limit on open files of `limit` (`ulimit -n`, soft and hard), or under the hard limit when
+ * `limit` is above it and cannot be raised (raising the hard limit needs privileges). `exec` keeps one process, so
+ * the pid the harness holds is the program's. Read what was obtained with `readFileLimit` (procStat.ts).
+ */
+export const withFileLimit = (limit: number, argv: ReadonlyArray<string>): Array<string> => [
+  "bash",
+  "-c",
+  `ulimit -n ${limit} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`,
+  "bash",
+  ...argv
+]
+
 /** Environment for children: node_modules/.bin first, so any nested `node` is Node 24 too. */
 export const childEnv = (): NodeJS.ProcessEnv => ({
   ...process.env,

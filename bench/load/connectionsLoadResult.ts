@@ -1,0 +1,33 @@
+/**
+ * The JSON line printed by `bench/load/connectionsLoad.ts`, shared with the suite that parses it.
+ */
+
+export type ConnectionsLoadMode = "echo" | "http"
+
+export interface ConnectionsLoadResult {
+  readonly ok: true
+  readonly mode: ConnectionsLoadMode
+  /** Connections held open (and idle) at the second reading. */
+  readonly connections: number
+  /** Loopback source addresses they were spread over. */
+  readonly sources: number
+  /** Connections opened, exercised and closed before the baseline. */
+  readonly warmup: number
+  /** Server resident set size before opening them (after the warm-up). */
+  readonly rssBeforeBytes: number
+  /** Server resident set size with all of them open and idle. */
+  readonly rssAfterBytes: number
+  /** (after - before) / connections. */
+  readonly bytesPerConnection: number
+  /** Time taken to open and exercise all of them. */
+  readonly openMs: number
+  readonly totalMs: number
+  /** Soft limit on open files of the load generator and of the server (null: unreadable). */
+  readonly loadFileLimit: number | null
+  readonly serverFileLimit: number | null
+}
+
+export interface ConnectionsLoadFailure {
+  readonly ok: false
+  readonly error: string
+}

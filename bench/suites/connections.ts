@@ -1,0 +1,219 @@
+/**
+ * Connections suite: what an idle TCP connection costs a server in resident memory. A load generator opens 10,000
+ * connections, makes each do one exchange (a 1-byte echo, or one keep-alive HTTP request) and leaves them idle;
+ * the server's RSS with all of them open minus its RSS before, divided by their number, is the cost per
+ * connection. Against raw `node:net` anchors in the same run:
+ *
+ *   echo   node:net socket.pipe (anchor)  vs  examples/echo-server.ts (fiber)
+ *   web    raw node:net canned HTTP (anchor), node:http  vs  the web server (fiber, bench/targets/idleWebServer.ts)
+ *
+ * Before the baseline the generator opens, exercises and closes a warm-up batch, so that compiled code and a
+ * grown heap are not charged to the connections. Servers and generator run under a raised limit on open files
+ * (`ulimit -n`, up to the hard limit); the limits obtained are printed. Targets alternate round by round; each is
+ * reported by its lowest figure (RSS only grows with garbage not yet collected, never shrinks below the live set).
+ */
+import { addressArgs, measureOnce } from "../lib/measurement.ts"
+import type { LoadRun } from "../lib/measurement.ts"
+import { bestRunsTable } from "../lib/bestRunsTable.ts"
+import { failedRoundNotes } from "../lib/notes.ts"
+import { quietWaitNote } from "../lib/quiet.ts"
+import { bestRun, measureRounds, targetSummary } from "../lib/rounds.ts"
+import type { TargetOutcome, Unavailable } from "../lib/rounds.ts"
+import type { Suite, SuiteContext } from "../lib/suite.ts"
+import { nodeBin, ourProgram, withFileLimit } from "../lib/system.ts"
+import { num, ratio } from "../lib/table.ts"
+import type { Align } from "../lib/table.ts"
+import { BENCH_HOST } from "../lib/target.ts"
+import type { TargetSpec } from "../lib/target.ts"
+import { chooseTiming } from "../lib/timing.ts"
+import type { ConnectionsLoadMode, ConnectionsLoadResult } from "../load/connectionsLoadResult.ts"
+
+const LOAD_SCRIPT = "bench/load/connectionsLoad.ts"
+
+interface Timing {
+  readonly rounds: number
+  readonly connections: number
+  readonly warmup: number
+  readonly settleMs: number
+  readonly quietWaitMs: number
+}
+
+const FULL: Timing = { rounds: 2, connections: 10_000, warmup: 1_000, settleMs: 2_000, quietWaitMs: 3000 }
+const QUICK: Timing = { rounds: 1, connections: 2_000, warmup: 200, settleMs: 1_000, quietWaitMs: 1000 }
+
+/** Descriptors a process needs besides its connections. */
+const spareFiles = 1024
+
+/** The goal for our servers, per connection. */
+const goalBytes = 8 * 1024
+
+const target = (
+  id: string,
+  label: string,
+  role: TargetSpec["role"],
+  argv: ReadonlyArray<string>,
+  fileLimit: number
+): TargetSpec => ({ id, label, role, argv: withFileLimit(fileLimit, argv) })
+
+const anchor = (file: string, ...args: ReadonlyArray<string>) => [nodeBin, file, ...args, "--host", BENCH_HOST, "--port", "0"]
+
+interface Scenario {
+  readonly id: ConnectionsLoadMode
+  readonly title: string
+  readonly targets: ReadonlyArray<TargetSpec>
+}
+
+const scenarios = (fileLimit: number): ReadonlyArray<Scenario> => [
+  {
+    id: "echo",
+    title: "idle echo connections (each echoed 1 byte)",
+    targets: [
+      target("node-net-pipe", "node:net socket.pipe (anchor)", "anchor", anchor("bench/anchors/rawNetEcho.ts"), fileLimit),
+      target(
+        "netkit-echo-fiber",
+        "effect-netkit echo (fiber)",
+        "ours",
+        ourProgram("examples/echo-server.ts", "--transport", "tcp", "--strategy", "fiber", "--host", BENCH_HOST, "--port", "0"),
+        fileLimit
+      )
+    ]
+  },
+  {
+    id: "http",
+    title: "idle HTTP keep-alive connections (each served one GET)",
+    targets: [
+      target("raw-net-canned", "raw node:net canned HTTP (anchor)", "anchor", anchor("bench/anchors/httpRawNet.ts"), fileLimit),
+      target(
+        "node-http",
+        "node:http (keep-alive 1 h)",
+        "anchor",
+        anchor("bench/anchors/httpNode.ts", "--keep-alive-ms", "3600000"),
+        fileLimit
+      ),
+      target(
+        "netkit-web-fiber",
+        "effect-netkit web server (fiber, keep-alive 1 h)",
+        "ours",
+        ourProgram("bench/targets/idleWebServer.ts", "--host", BENCH_HOST, "--port", "0"),
+        fileLimit
+      )
+    ]
+  }
+]
+
+type Run = LoadRun<{ readonly result: ConnectionsLoadResult }>
+type Outcome = TargetOutcome<Run>
+
+const KiB = 1024
+const MiB = 1024 * 1024
+
+const runOnce = (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, round: number, timing: Timing) =>
+  measureOnce(ctx, outcome, round, {
+    scenarioId: scenario.id,
+    quietWaitMs: timing.quietWaitMs,
+    loadScript: LOAD_SCRIPT,
+    loadArgs: (running) => [
+      "--mode",
+      scenario.id,
+      ...addressArgs(running),
+      "--server-pid",
+      String(running.pid),
+      "--connections",
+      String(timing.connections),
+      "--warmup",
+      String(timing.warmup),
+      "--settle-ms",
+      String(timing.settleMs)
+    ],
+    loadTimeoutMs: 120_000,
+    loadFileLimit: timing.connections + spareFiles,
+    interpret: (load, crashed) => {
+      if (!load.ok) return { ok: false, reason: load.reason + crashed }
+      if (load.result["mode"] !== scenario.id || typeof load.result["bytesPerConnection"] !== "number") {
+        return { ok: false, reason: `unexpected load generator result: ${JSON.stringify(load.result).slice(0, 200)}` }
+      }
+      const result = load.result as unknown as ConnectionsLoadResult
+      const line = `${num(result.bytesPerConnection / KiB, 2)} KiB/connection ` +
+        `(RSS ${num(result.rssBeforeBytes / MiB, 1)} -> ${num(result.rssAfterBytes / MiB, 1)} MiB, ` +
+        `${num(result.connections)} open in ${num(result.openMs / 1000, 1)} s; ` +
+        `file limits: server ${result.serverFileLimit ?? "?"}, load ${result.loadFileLimit ?? "?"})`
+      return { ok: true, figures: { result }, line }
+    }
+  })
+
+/** The lowest cost per connection of a target's runs. */
+const best = (outcome: Outcome) => bestRun(outcome, (run) => -run.result.bytesPerConnection)
+
+const table = (outcomes: ReadonlyArray<Outcome>): string => {
+  const anchorBest = best(outcomes[0]!)
+  const headers = ["target", "KiB/conn", "vs anchor", "goal", "RSS before MiB", "RSS after MiB", "all runs (KiB/conn)"]
+  const align: Array<Align> = ["left", "right", "right", "left", "right", "right", "left"]
+  return bestRunsTable({
+    headers,
+    align,
+    outcomes,
+    best,
+    row: (outcome, top) => {
+      const perConnection = top.result.bytesPerConnection
+      return [
+        outcome.spec.label,
+        num(perConnection / KiB, 2),
+        outcome === outcomes[0] ? "1.00x" : ratio(perConnection, anchorBest?.result.bytesPerConnection),
+        outcome.spec.role === "ours" ? (perConnection <= goalBytes ? "<= 8 KiB: met" : "<= 8 KiB: NOT met") : "",
+        num(top.result.rssBeforeBytes / MiB, 1),
+        num(top.result.rssAfterBytes / MiB, 1),
+        outcome.runs.map((run) => (run.ok ? num(run.result.bytesPerConnection / KiB, 2) : "failed")).join(", ")
+      ]
+    },
+    missingLine: (label, why, labelWidth) => `${label.padEnd(labelWidth)} | n/a: ${why}`
+  })
+}
+
+const runScenario = async (ctx: SuiteContext, scenario: Scenario, timing: Timing, unavailable: Unavailable) => {
+  ctx.print(`\n== ${num(timing.connections)} ${scenario.title}`)
+  const outcomes = await measureRounds<Run>(
+    ctx,
+    scenario.targets,
+    timing.rounds,
+    (outcome, round) => runOnce(ctx, scenario, outcome, round, timing),
+    { unavailable, announceSkipped: true }
+  )
+  ctx.print("")
+  ctx.print(table(outcomes))
+  for (const outcome of outcomes) for (const line of failedRoundNotes(outcome)) ctx.print(line)
+  const anchorBest = best(outcomes[0]!)
+  return {
+    id: scenario.id,
+    title: scenario.title,
+    connections: timing.connections,
+    targets: outcomes.map((outcome) => {
+      const top = best(outcome)
+      return {
+        ...targetSummary(outcome, top),
+        bytesPerConnection: top?.result.bytesPerConnection ?? null,
+        ratio: top && anchorBest ? top.result.bytesPerConnection / anchorBest.result.bytesPerConnection : null,
+        runs: outcome.runs
+      }
+    })
+  }
+}
+
+export const connectionsSuite: Suite = {
+  name: "connections",
+  description: "RSS per idle connection with 10,000 open: echo and web servers vs raw node:net",
+  run: async (ctx) => {
+    const timing = chooseTiming(ctx, FULL, QUICK)
+    const fileLimit = timing.connections + spareFiles
+    ctx.print(
+      `\n# connections: ${num(timing.connections)} connections per run after a warm-up of ${num(timing.warmup)}, ` +
+        `${timing.rounds} round(s), targets alternate; each target's lowest figure is shown.\n` +
+        `  ${quietWaitNote(timing.quietWaitMs)}\n` +
+        `  Servers and load generator ask for ${num(fileLimit)} open files (ulimit -n; the hard limit if lower).\n` +
+        "  KiB/conn = (server RSS with all open - RSS before) / connections; goal for ours: <= 8 KiB."
+    )
+    const results = []
+    const unavailable: Unavailable = new Map()
+    for (const scenario of scenarios(fileLimit)) results.push(await runScenario(ctx, scenario, timing, unavailable))
+    return { timing, scenarios: results }
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * The connections benchmark's web server: the web server of `examples/web-server.ts` (the same response, fiber
+ * strategy, one process) with a keep-alive timeout of an hour instead of 5 s, so that connections left idle after a
+ * request stay open while the benchmark counts them.
+ *
+ *   node bench/targets/idleWebServer.ts [--host 127.0.0.1] [--port 0]
+ *
+ * Prints `listening on HOST:PORT` once bound; SIGTERM stops it gracefully (exit 0).
+ */
+import { Console, Context, Effect, Layer } from "effect"
+import { NetAddress } from "effect/net"
+import * as Main from "../../src/core/Main.ts"
+import * as Server from "../../src/core/Server.ts"
+import * as Strategy from "../../src/core/Strategy.ts"
+import * as StreamListener from "../../src/core/StreamListener.ts"
+import * as Transport from "../../src/core/Transport.ts"
+import * as HttpResponse from "../../src/servers/http/HttpResponse.ts"
+import * as HttpServer from "../../src/servers/http/HttpServer.ts"
+import * as WebServer from "../../src/servers/http/WebServer.ts"
+import * as Args from "../../examples/internal/Args.ts"
+
+const flags = {
+  host: Args.string("127.0.0.1"),
+  port: Args.int({ min: 0, max: 65535, default: 0 })
+}
+
+const answer = Effect.succeed(HttpResponse.text(WebServer.greeting, { contentType: "text/plain" }))
+const web = HttpServer.handler(() => answer, { name: "web", keepAliveTimeout: "1 hour" })
+
+const program = Effect.gen(function*() {
+  const args = yield* Args.parse(flags)
+  const context = yield* Layer.build(
+    Server.layer().pipe(Layer.provide([
+      StreamListener.layer(Transport.tcp({ host: args.host, port: args.port })),
+      Strategy.layerFiber()
+    ]))
+  )
+  const server = Context.get(context, Server.Server)
+  yield* Console.log(`listening on ${NetAddress.formatSocketAddress(server.address)}`)
+  yield* server.serve(web)
+}).pipe(Effect.scoped)
+
+Main.runMain(program)
