@@ -12,8 +12,15 @@
  * Reading starts with the handler's first read. `readWhile` runs its step in the data event;
  * `readWhileLent` first moves the connection onto a socket that reads into reused buffers (see
  * `lendingSocket`), so a relay or echo allocates nothing per read.
+ *
+ * Memory: a server may hold tens of thousands of idle connections, so one costs little more than its
+ * Node socket. The state is one object (`NodeConnection`); the socket's listeners are shared
+ * functions that find it through the socket; the members of `Connection` are built on first use
+ * (an idle echo connection never builds `read` or `write`); a lent read buffer starts small and
+ * grows only for a connection that fills it.
  */
-import { Cause, Duration, Effect, Scope, Stream } from "effect"
+import { Cause, Duration, Effect, Stream } from "effect"
+import type { Scope } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { NetAddress } from "effect/net"
 import type { Pull } from "effect"
@@ -41,12 +48,11 @@ export const peerOf = (raw: Net.Socket, transport: "tcp" | "unix"): Peer => {
 /** Bytes read ahead of the handler before the socket is paused. */
 export const defaultHighWaterMark = 256 * 1024
 
-const discard = () => {}
+/** Lent read buffers: a connection that fills a small one reads into large ones, as Node's own reads. */
+const smallLentBytes = 1024
+const largeLentBytes = 64 * 1024
 
-/** The size of a lent read buffer: what one read takes at most, as Node's own reads. */
-const lentReadBytes = 64 * 1024
-
-/** Free lent buffers a connection keeps for its next reads. */
+/** Free large lent buffers a connection keeps for its next reads. */
 const maxSpareBuffers = 4
 
 interface UserBufferRead {
@@ -98,8 +104,447 @@ export const closedBeforeOpen = new Connection.ConnectionError({
   message: "the peer closed the connection before it was served"
 })
 
+const idleError = () =>
+  new Connection.ConnectionError({ reason: "IdleTimeout", message: "connection idle for longer than the idle timeout" })
+
 type Batch = NonEmptyReadonlyArray<Uint8Array>
 type Resume = (effect: Effect.Effect<Batch, Connection.ConnectionError | Cause.Done>) => void
+type Step = (batch: Batch) => unknown
+type StepResume = (effect: Effect.Effect<unknown, Connection.ConnectionError | Cause.Done>) => void
+
+/** The connection a socket belongs to, for the listeners every connection shares. */
+const owner = Symbol.for("effect-netkit/core/NodeConnection")
+type Owned = Net.Socket & { [owner]?: NodeConnection }
+const ownerOf = (socket: Net.Socket): NodeConnection => (socket as Owned)[owner]!
+
+// The socket listeners, one set for all connections: `this` is the socket.
+function onData(this: Net.Socket, chunk: Buffer): void {
+  ownerOf(this).data(chunk)
+}
+function onEnd(this: Net.Socket): void {
+  const conn = ownerOf(this)
+  conn.ended = true
+  conn.wake()
+}
+function onError(this: Net.Socket, cause: Error): void {
+  const conn = ownerOf(this)
+  conn.failure ??= new Connection.ConnectionError({ reason: "ReadFailed", message: cause.message, cause })
+  conn.wake()
+}
+function onClose(this: Net.Socket): void {
+  const conn = ownerOf(this)
+  if (!conn.ended) conn.failure ??= conn.idle ? idleError() : closedError
+  conn.gone = true
+  const waiters = conn.closeWaiters
+  if (waiters !== undefined) {
+    conn.closeWaiters = undefined
+    for (const waiter of waiters) waiter()
+  }
+  conn.wake()
+}
+function onIdle(this: Net.Socket): void {
+  ownerOf(this).idle = true
+  this.destroy()
+}
+function onLentRead(this: Net.Socket, nread: number, buf: Uint8Array): void {
+  ownerOf(this).lentRead(nread, buf)
+}
+function discard(): void {}
+function destroyThis(this: Net.Socket): void {
+  this.destroy()
+}
+function destroySocket(socket: Net.Socket): void {
+  socket.destroy()
+}
+function clearLinger(this: Net.Socket): void {
+  const conn = ownerOf(this)
+  if (conn.lingerTimer !== undefined) clearTimeout(conn.lingerTimer)
+}
+
+/**
+ * One connection over a Node socket. The members of `Connection` are getters that build what they
+ * return on first use and keep it: an idle connection builds nothing, and a member taken off the
+ * object (`const { write } = connection`) still works.
+ */
+class NodeConnection implements Connection.Connection {
+  readonly id: number
+  readonly transport: "tcp" | "unix"
+  readonly localAddress: NetAddress.SocketAddress
+  readonly remoteAddress: NetAddress.InetAddress | undefined
+  readonly peer: string
+
+  /** The socket we read and write: the accepted one, or our own over its handle once reads are lent. */
+  raw: Net.Socket
+  /** Bytes the accepted socket had written before reads were lent (its counters stay with it). */
+  writtenBefore = 0
+  readonly highWaterMark: number
+  readonly idleMillis: number
+
+  pending: Array<Uint8Array> = []
+  pendingBytes = 0
+  ended = false
+  failure: Connection.ConnectionError | undefined = undefined
+  waiter: Resume | undefined = undefined
+  /** A parked `readWhile`: its step runs inside the data event, and the fiber wakes only for its result. */
+  stepper: Step | undefined = undefined
+  stepWaiter: StepResume | undefined = undefined
+  /** Whether that step takes lent bytes (`readWhileLent`). */
+  stepLends = false
+  idle = false
+  /** Reading starts with the first read, which also decides how (see `start`). */
+  started = false
+  lending = false
+  lingering = false
+  lingerTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  /** The lent buffer the next read goes into. */
+  readBuffer: Buffer | undefined = undefined
+  /** While reads are lent: called as each write completes, to free the buffers it held. */
+  written: (() => void) | undefined = undefined
+  /** Buffers that writes still queued in the socket may point into; free again once it has none. */
+  held: Array<Buffer> | undefined = undefined
+  spare: Array<Buffer> = []
+  /** `closed` waiters: resumed on the socket's close event, never on the peer's half-close ('end'). */
+  gone = false
+  closeWaiters: Set<() => void> | undefined = undefined
+
+  // Members built on first use.
+  #read: Pull.Pull<Batch, Connection.ConnectionError> | undefined = undefined
+  #awaitData: Effect.Effect<Batch, Connection.ConnectionError | Cause.Done> | undefined = undefined
+  #forgetStep: Effect.Effect<void> | undefined = undefined
+  #readWhile: Connection.Connection["readWhile"] | undefined = undefined
+  #readWhileLent: Connection.Connection["readWhileLent"] | undefined = undefined
+  #write: Connection.Connection["write"] | undefined = undefined
+  #writeAll: Connection.Connection["writeAll"] | undefined = undefined
+  #tryWriteAll: Connection.Connection["tryWriteAll"] | undefined = undefined
+  #closed: Effect.Effect<void> | undefined = undefined
+  #end: Effect.Effect<void> | undefined = undefined
+  #close: Effect.Effect<void> | undefined = undefined
+
+  constructor(accepted: Net.Socket, meta: OpenMeta) {
+    this.id = meta.id
+    this.transport = meta.transport
+    this.localAddress = meta.localAddress
+    this.remoteAddress = meta.peer.remoteAddress
+    this.peer = meta.peer.peer
+    this.raw = accepted
+    this.highWaterMark = meta.highWaterMark ?? defaultHighWaterMark
+    const millis = meta.idleTimeout === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(meta.idleTimeout))
+    this.idleMillis = millis > 0 && Number.isFinite(millis) ? millis : 0
+  }
+
+  // --- reading
+
+  data(chunk: Buffer): void {
+    if (this.stepper !== undefined) {
+      this.runStep(chunk)
+      return
+    }
+    this.pending.push(chunk)
+    this.pendingBytes += chunk.length
+    if (this.waiter !== undefined) this.wake()
+    else if (this.pendingBytes >= this.highWaterMark) this.raw.pause()
+  }
+
+  wake(): void {
+    if (this.stepWaiter !== undefined) return this.finishStep(this.takePending())
+    const resume = this.waiter
+    if (resume === undefined) return
+    this.waiter = undefined
+    resume(this.takePending())
+  }
+
+  finishStep(effect: Effect.Effect<unknown, Connection.ConnectionError | Cause.Done>): void {
+    const resume = this.stepWaiter!
+    this.stepper = undefined
+    this.stepWaiter = undefined
+    resume(effect)
+  }
+
+  /** Runs the parked step on one batch; true when the step is over (a value or a throw) and the fiber resumes. */
+  runStep(chunk: Buffer): boolean {
+    let result: unknown
+    try {
+      result = this.stepper!([chunk])
+    } catch (defect) {
+      this.finishStep(Effect.die(defect))
+      return true
+    }
+    if (result === undefined) return false
+    this.finishStep(Effect.succeed(result))
+    return true
+  }
+
+  takeBatch(): Batch {
+    const batch = this.pending as unknown as Batch
+    this.pending = []
+    this.pendingBytes = 0
+    if (this.raw.isPaused() && !this.ended) this.raw.resume()
+    return batch
+  }
+
+  /** What a pull gets right now: buffered data first, then end or failure. */
+  takePending(): Effect.Effect<Batch, Connection.ConnectionError | Cause.Done> {
+    if (this.pending.length > 0) return Effect.succeed(this.takeBatch())
+    if (this.failure !== undefined) return Effect.fail(this.failure)
+    return Cause.done()
+  }
+
+  get read(): Pull.Pull<Batch, Connection.ConnectionError> {
+    return this.#read ??= Effect.suspend(() => {
+      if (!this.started) this.start(false)
+      if (this.pending.length > 0 || this.failure !== undefined || this.ended) return this.takePending()
+      // built once: a connection has at most one pending read, so cancelling simply forgets the waiter
+      return this.#awaitData ??= Effect.callback<Batch, Connection.ConnectionError | Cause.Done>((resume) => {
+        this.waiter = resume
+        return Effect.sync(() => {
+          this.waiter = undefined
+        })
+      })
+    }) as Pull.Pull<Batch, Connection.ConnectionError>
+  }
+
+  get bytes(): Stream.Stream<Uint8Array, Connection.ConnectionError> {
+    return Stream.fromPull(Effect.succeed(this.read))
+  }
+
+  readWhileWith<A>(step: (batch: Batch) => A | undefined, lends: boolean): Pull.Pull<A, Connection.ConnectionError> {
+    return Effect.suspend(() => {
+      if (!this.started) this.start(lends)
+      while (this.pending.length > 0) {
+        const result = step(this.takeBatch())
+        if (result !== undefined) return Effect.succeed(result)
+      }
+      if (this.failure !== undefined) return Effect.fail(this.failure)
+      if (this.ended) return Cause.done()
+      return Effect.callback<A, Connection.ConnectionError | Cause.Done>((resume) => {
+        this.stepper = step
+        this.stepLends = lends
+        this.stepWaiter = resume as StepResume
+        return this.#forgetStep ??= Effect.sync(() => {
+          this.stepper = undefined
+          this.stepWaiter = undefined
+        })
+      })
+    }) as Pull.Pull<A, Connection.ConnectionError>
+  }
+
+  get readWhile(): Connection.Connection["readWhile"] {
+    return this.#readWhile ??= (step) => this.readWhileWith(step, false)
+  }
+
+  get readWhileLent(): Connection.Connection["readWhileLent"] {
+    return this.#readWhileLent ??= (step) => this.readWhileWith(step, true)
+  }
+
+  // --- lent reads
+
+  nextReadBuffer(): Buffer {
+    return this.readBuffer ??= Buffer.allocUnsafeSlow(smallLentBytes)
+  }
+
+  lentRead(nread: number, buf: Uint8Array): void {
+    if (this.lingering) return
+    const buffer = buf as Buffer
+    const view = buffer.subarray(0, nread)
+    // a connection that fills its buffer streams: its next reads go into large ones
+    const grow = nread === buffer.length && buffer.length < largeLentBytes
+    if (this.stepper === undefined || !this.stepLends) {
+      this.data(Buffer.from(view))
+      if (grow) this.readBuffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(largeLentBytes)
+      return
+    }
+    // When the step is over the fiber may still use the bytes, and a write the step made may point into the
+    // buffer until it is written: either way the next read goes into another buffer.
+    if (this.runStep(view)) this.readBuffer = undefined
+    else if (this.raw.writableLength > 0) {
+      ;(this.held ??= []).push(buffer)
+      this.readBuffer = undefined
+    }
+    if (grow || (this.readBuffer === undefined && buffer.length === largeLentBytes)) {
+      this.readBuffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(largeLentBytes)
+    } else if (this.readBuffer === buffer && buffer.length === largeLentBytes && nread <= smallLentBytes / 8) {
+      // tiny reads again (the stream is over, or it idles): go back to a small buffer and drop the spares
+      this.readBuffer = Buffer.allocUnsafeSlow(smallLentBytes)
+      this.spare.length = 0
+    }
+  }
+
+  freeHeld(): void {
+    const held = this.held
+    if (held === undefined || this.raw.writableLength > 0) return
+    for (const buffer of held) {
+      if (buffer.length === largeLentBytes && this.spare.length < maxSpareBuffers) this.spare.push(buffer)
+    }
+    this.held = undefined
+  }
+
+  start(lend: boolean): void {
+    this.started = true
+    const accepted = this.raw
+    if (lend && !accepted.destroyed) {
+      // Node calls `buffer` detached, `callback` as a method of the socket
+      const own = lendingSocket(accepted, { buffer: () => this.nextReadBuffer(), callback: onLentRead })
+      if (own !== undefined) {
+        this.detach(accepted)
+        this.writtenBefore = accepted.bytesWritten
+        this.raw = own
+        this.lending = true
+        this.written = () => this.freeHeld()
+        this.attach(own)
+      }
+    }
+    this.raw.resume()
+  }
+
+  // --- writing
+
+  writable(): boolean {
+    return !this.raw.destroyed && !this.raw.writableEnded
+  }
+
+  closedOrIdle(): Connection.ConnectionError {
+    return this.idle ? idleError() : closedError
+  }
+
+  awaitDrain(): Effect.Effect<void, Connection.ConnectionError> {
+    return Effect.callback<void, Connection.ConnectionError>((resume) => {
+      const raw = this.raw
+      const cleanup = () => {
+        raw.off("drain", drained)
+        raw.off("close", gone)
+      }
+      const drained = () => {
+        cleanup()
+        resume(Effect.void)
+      }
+      const gone = () => {
+        cleanup()
+        resume(Effect.fail(this.closedOrIdle()))
+      }
+      raw.on("drain", drained)
+      raw.on("close", gone)
+      return Effect.sync(cleanup)
+    })
+  }
+
+  rawWrite(chunk: Uint8Array | string): boolean {
+    return this.written !== undefined ? this.raw.write(chunk, this.written) : this.raw.write(chunk)
+  }
+
+  /** One batch, one syscall: a single chunk is one write; several are corked into one writev. False when full. */
+  writeBatch(chunks: ReadonlyArray<Uint8Array | string>): boolean {
+    if (chunks.length === 1) return this.rawWrite(chunks[0]!)
+    const raw = this.raw
+    raw.cork()
+    let full = false
+    for (let i = 0; i < chunks.length; i++) full = !this.rawWrite(chunks[i]!) || full
+    raw.uncork()
+    return !full
+  }
+
+  get write(): Connection.Connection["write"] {
+    return this.#write ??= (chunk) =>
+      Effect.suspend(() => {
+        if (!this.writable()) return Effect.fail(this.closedOrIdle())
+        return this.rawWrite(chunk) ? Effect.void : this.awaitDrain()
+      })
+  }
+
+  get writeAll(): Connection.Connection["writeAll"] {
+    return this.#writeAll ??= (chunks) =>
+      Effect.suspend(() => {
+        if (chunks.length === 0) return Effect.void
+        if (!this.writable()) return Effect.fail(this.closedOrIdle())
+        return this.writeBatch(chunks) ? Effect.void : this.awaitDrain()
+      })
+  }
+
+  get tryWriteAll(): Connection.Connection["tryWriteAll"] {
+    return this.#tryWriteAll ??= (chunks) => {
+      if (!this.writable() || this.raw.writableNeedDrain) return false
+      if (chunks.length > 0) this.writeBatch(chunks)
+      return true
+    }
+  }
+
+  get closed(): Effect.Effect<void> {
+    return this.#closed ??= Effect.callback<void>((resume) => {
+      if (this.gone || this.raw.destroyed) return resume(Effect.void)
+      const waiter = () => resume(Effect.void)
+      const waiters = this.closeWaiters ??= new Set()
+      waiters.add(waiter)
+      return Effect.sync(() => {
+        waiters.delete(waiter)
+      })
+    })
+  }
+
+  get end(): Effect.Effect<void> {
+    return this.#end ??= Effect.sync(() => {
+      const raw = this.raw
+      if (!raw.writableEnded && !raw.destroyed) raw.end()
+    })
+  }
+
+  get close(): Effect.Effect<void> {
+    return this.#close ??= Effect.sync(() => {
+      this.raw.destroy()
+    })
+  }
+
+  // --- life cycle
+
+  attach(socket: Net.Socket): void {
+    ;(socket as Owned)[owner] = this
+    if (!this.lending) socket.on("data", onData)
+    socket.on("end", onEnd)
+    socket.on("error", onError)
+    socket.on("close", onClose)
+    // Node's socket timer restarts on every read and write, which is exactly "idle".
+    if (this.idleMillis > 0) socket.setTimeout(this.idleMillis, onIdle)
+  }
+
+  detach(socket: Net.Socket): void {
+    socket.off("data", onData)
+    socket.off("end", onEnd)
+    socket.off("error", onError)
+    socket.off("close", onClose)
+    socket.off("timeout", onIdle)
+    socket.setTimeout(0)
+  }
+
+  /** Closes the connection (lingering, see below) and counts it closed. */
+  release(): Effect.Effect<void> {
+    const raw = this.raw
+    raw.off("data", onData)
+    raw.off("end", onEnd)
+    raw.off("timeout", onIdle)
+    raw.setTimeout(0)
+    if (!raw.destroyed) {
+      // Lingering close: send our FIN after the last writes and discard what the peer still sends
+      // until its FIN. Closing with unread input would reset the connection and could destroy
+      // our last writes before the peer reads them. A peer that never finishes is cut off.
+      this.lingering = true
+      raw.on("data", discard)
+      raw.once("end", destroyThis)
+      raw.end()
+      raw.resume()
+      this.lingerTimer = setTimeout(destroySocket, lingerMillis, raw)
+      this.lingerTimer.unref()
+      raw.once("close", clearLinger)
+    }
+    return Metrics.connectionClosed(this.transport, raw.bytesRead, this.writtenBefore + raw.bytesWritten)
+  }
+}
+
+interface OpenMeta {
+  readonly id: number
+  readonly transport: "tcp" | "unix"
+  readonly localAddress: NetAddress.SocketAddress
+  readonly peer: Peer
+  readonly idleTimeout?: Duration.Input | undefined
+  readonly highWaterMark?: number | undefined
+}
 
 /**
  * Opens `raw` as a `Connection` owned by the current scope: closing the scope flushes what was
@@ -107,303 +552,18 @@ type Resume = (effect: Effect.Effect<Batch, Connection.ConnectionError | Cause.D
  */
 export const open = (
   accepted: Net.Socket,
-  meta: {
-    readonly id: number
-    readonly transport: "tcp" | "unix"
-    readonly localAddress: NetAddress.SocketAddress
-    readonly peer: Peer
-    readonly idleTimeout?: Duration.Input | undefined
-    readonly highWaterMark?: number | undefined
-  }
+  meta: OpenMeta
 ): Effect.Effect<Connection.Connection, Connection.ConnectionError, Scope.Scope> =>
-  Effect.suspend(() => {
+  Effect.uninterruptible(Effect.suspend(() => {
     if (accepted.destroyed) return Effect.fail(closedBeforeOpen)
-    // the socket we read and write: `accepted`, or our own over its handle once reads are lent
-    let raw = accepted
-    const highWaterMark = meta.highWaterMark ?? defaultHighWaterMark
-    let pending: Array<Uint8Array> = []
-    let pendingBytes = 0
-    let ended = false
-    let failure: Connection.ConnectionError | undefined
-    let waiter: Resume | undefined
-    // a parked `readWhile`: its step runs inside the data event, and the fiber wakes only for its result
-    let stepper: ((batch: Batch) => unknown) | undefined
-    let stepWaiter: ((effect: Effect.Effect<unknown, Connection.ConnectionError | Cause.Done>) => void) | undefined
-    // whether that step takes lent bytes (`readWhileLent`)
-    let stepLends = false
-    let idle = false
-    // Reading starts with the first read, which also decides how: into Node's fresh buffers, or
-    // (for `readWhileLent`) into buffers of ours that are reused (see `lendingSocket`).
-    let started = false
-    let lending = false
-    let lingering = false
-    let readBuffer: Buffer | undefined
-    // buffers that writes still queued in the socket may point into; free again once it has none
-    let held: Array<Buffer> = []
-    const spare: Array<Buffer> = []
-    // `closed` waiters: resumed on the socket's close event, never on the peer's half-close ('end')
-    let gone = false
-    const closeWaiters = new Set<() => void>()
-
-    const finishStep = (effect: Effect.Effect<unknown, Connection.ConnectionError | Cause.Done>) => {
-      const resume = stepWaiter!
-      stepper = undefined
-      stepWaiter = undefined
-      resume(effect)
-    }
-    const wake = () => {
-      if (stepWaiter !== undefined) return finishStep(takePending())
-      if (waiter === undefined) return
-      const resume = waiter
-      waiter = undefined
-      resume(takePending())
-    }
-    // Runs the parked step on one batch; true when the step is over (a value or a throw) and the fiber resumes.
-    const runStep = (chunk: Buffer): boolean => {
-      let result: unknown
-      try {
-        result = stepper!([chunk])
-      } catch (defect) {
-        finishStep(Effect.die(defect))
-        return true
-      }
-      if (result === undefined) return false
-      finishStep(Effect.succeed(result))
-      return true
-    }
-    const onData = (chunk: Buffer) => {
-      if (stepper !== undefined) {
-        runStep(chunk)
-        return
-      }
-      pending.push(chunk)
-      pendingBytes += chunk.length
-      if (waiter !== undefined) wake()
-      else if (pendingBytes >= highWaterMark) raw.pause()
-    }
-    const nextReadBuffer = (): Buffer => readBuffer ??= spare.pop() ?? Buffer.allocUnsafeSlow(lentReadBytes)
-    const onLentRead = (nread: number, buf: Uint8Array): void => {
-      if (lingering) return
-      const view = (buf as Buffer).subarray(0, nread)
-      if (stepper === undefined || !stepLends) return onData(Buffer.from(view))
-      // When the step is over the fiber may still use the bytes, and a write the step made may point into the
-      // buffer until it is written: either way the next read goes into another buffer.
-      if (runStep(view)) readBuffer = undefined
-      else if (raw.writableLength > 0) {
-        held.push(readBuffer!)
-        readBuffer = undefined
-      }
-    }
-    const onWritten = () => {
-      if (held.length === 0 || raw.writableLength > 0) return
-      for (const buffer of held) if (spare.length < maxSpareBuffers) spare.push(buffer)
-      held = []
-    }
-    const onEnd = () => {
-      ended = true
-      wake()
-    }
-    const onError = (cause: Error) => {
-      failure ??= new Connection.ConnectionError({ reason: "ReadFailed", message: cause.message, cause })
-      wake()
-    }
-    const onClose = () => {
-      if (!ended) failure ??= idle ? idleError() : closedError
-      gone = true
-      for (const waiter of closeWaiters) waiter()
-      closeWaiters.clear()
-      wake()
-    }
-    const closed = Effect.callback<void>((resume) => {
-      if (gone || raw.destroyed) return resume(Effect.void)
-      const waiter = () => resume(Effect.void)
-      closeWaiters.add(waiter)
-      return Effect.sync(() => closeWaiters.delete(waiter))
-    })
-    const idleError = () =>
-      new Connection.ConnectionError({ reason: "IdleTimeout", message: "connection idle for longer than the idle timeout" })
-
-    function takeBatch(): Batch {
-      const batch = pending as unknown as Batch
-      pending = []
-      pendingBytes = 0
-      if (raw.isPaused() && !ended) raw.resume()
-      return batch
-    }
-
-    // What a pull gets right now: buffered data first, then end or failure; undefined = wait.
-    function takePending(): Effect.Effect<Batch, Connection.ConnectionError | Cause.Done> {
-      if (pending.length > 0) return Effect.succeed(takeBatch())
-      if (failure !== undefined) return Effect.fail(failure)
-      return Cause.done()
-    }
-
-    // Built once per connection, not per read: a connection has at most one pending read, so
-    // cancelling simply forgets the waiter.
-    const forgetWaiter = Effect.sync(() => {
-      waiter = undefined
-    })
-    const awaitData = Effect.callback<Batch, Connection.ConnectionError | Cause.Done>((resume) => {
-      waiter = resume
-      return forgetWaiter
-    })
-    const read: Pull.Pull<Batch, Connection.ConnectionError> = Effect.suspend(() => {
-      if (!started) start(false)
-      return pending.length > 0 || failure !== undefined || ended ? takePending() : awaitData
-    }) as Pull.Pull<Batch, Connection.ConnectionError>
-
-    const forgetStep = Effect.sync(() => {
-      stepper = undefined
-      stepWaiter = undefined
-    })
-    const readWhileWith = <A>(step: (batch: Batch) => A | undefined, lends: boolean): Pull.Pull<A, Connection.ConnectionError> =>
-      Effect.suspend(() => {
-        if (!started) start(lends)
-        while (pending.length > 0) {
-          const result = step(takeBatch())
-          if (result !== undefined) return Effect.succeed(result)
-        }
-        if (failure !== undefined) return Effect.fail(failure)
-        if (ended) return Cause.done()
-        return Effect.callback<A, Connection.ConnectionError | Cause.Done>((resume) => {
-          stepper = step
-          stepLends = lends
-          stepWaiter = resume as (effect: Effect.Effect<unknown, Connection.ConnectionError | Cause.Done>) => void
-          return forgetStep
-        })
-      }) as Pull.Pull<A, Connection.ConnectionError>
-    const readWhile = <A>(step: (batch: Batch) => A | undefined) => readWhileWith(step, false)
-    const readWhileLent = <A>(step: (batch: Batch) => A | undefined) => readWhileWith(step, true)
-
-    const awaitDrain = Effect.callback<void, Connection.ConnectionError>((resume) => {
-      const cleanup = () => {
-        raw.off("drain", onDrain)
-        raw.off("close", onGone)
-      }
-      const onDrain = () => {
-        cleanup()
-        resume(Effect.void)
-      }
-      const onGone = () => {
-        cleanup()
-        resume(Effect.fail(idle ? idleError() : closedError))
-      }
-      raw.on("drain", onDrain)
-      raw.on("close", onGone)
-      return Effect.sync(cleanup)
-    })
-    const writable = () => !raw.destroyed && !raw.writableEnded
-    const write = (chunk: Uint8Array | string): Effect.Effect<void, Connection.ConnectionError> =>
-      Effect.suspend(() => {
-        if (!writable()) return Effect.fail(idle ? idleError() : closedError)
-        return rawWrite(chunk) ? Effect.void : awaitDrain
-      })
-    function rawWrite(chunk: Uint8Array | string): boolean {
-      return lending ? raw.write(chunk, onWritten) : raw.write(chunk)
-    }
-    // One batch, one syscall: a single chunk is one write; several are corked into one writev.
-    // Returns false when the send buffer is full afterwards.
-    const writeBatch = (chunks: ReadonlyArray<Uint8Array | string>): boolean => {
-      if (chunks.length === 1) return rawWrite(chunks[0]!)
-      raw.cork()
-      let full = false
-      for (let i = 0; i < chunks.length; i++) full = !rawWrite(chunks[i]!) || full
-      raw.uncork()
-      return !full
-    }
-    const writeAll = (chunks: ReadonlyArray<Uint8Array | string>): Effect.Effect<void, Connection.ConnectionError> =>
-      Effect.suspend(() => {
-        if (chunks.length === 0) return Effect.void
-        if (!writable()) return Effect.fail(idle ? idleError() : closedError)
-        return writeBatch(chunks) ? Effect.void : awaitDrain
-      })
-    const tryWriteAll = (chunks: ReadonlyArray<Uint8Array | string>): boolean => {
-      if (!writable() || raw.writableNeedDrain) return false
-      if (chunks.length > 0) writeBatch(chunks)
-      return true
-    }
-
-    const onIdle = () => {
-      idle = true
-      raw.destroy()
-    }
-    const attach = (socket: Net.Socket) => {
-      if (!lending) socket.on("data", onData)
-      socket.on("end", onEnd)
-      socket.on("error", onError)
-      socket.on("close", onClose)
-      if (meta.idleTimeout !== undefined) {
-        const millis = Duration.toMillis(Duration.fromInputUnsafe(meta.idleTimeout))
-        // Node's socket timer restarts on every read and write, which is exactly "idle".
-        if (millis > 0 && Number.isFinite(millis)) socket.setTimeout(millis, onIdle)
-      }
-    }
-    const detach = (socket: Net.Socket) => {
-      socket.off("data", onData)
-      socket.off("end", onEnd)
-      socket.off("error", onError)
-      socket.off("close", onClose)
-      socket.setTimeout(0)
-    }
-    function start(lend: boolean): void {
-      started = true
-      if (lend && !raw.destroyed) {
-        const own = lendingSocket(raw, { buffer: nextReadBuffer, callback: onLentRead })
-        if (own !== undefined) {
-          detach(raw)
-          raw = own
-          lending = true
-          attach(raw)
-        }
-      }
-      raw.resume()
-    }
-    const acquire = Effect.sync(() => attach(raw))
-    const release = Effect.sync(() => {
-      raw.off("data", onData)
-      raw.off("end", onEnd)
-      raw.setTimeout(0)
-      if (raw.destroyed) return
-      // Lingering close: send our FIN after the last writes and discard what the peer still sends
-      // until its FIN. Closing with unread input would reset the connection and could destroy
-      // our last writes before the peer reads them. A peer that never finishes is cut off.
-      lingering = true
-      raw.on("data", discard)
-      raw.once("end", () => raw.destroy())
-      raw.end()
-      raw.resume()
-      const timer = setTimeout(() => raw.destroy(), lingerMillis)
-      timer.unref()
-      raw.once("close", () => clearTimeout(timer))
-    })
-
-    return Effect.acquireRelease(acquire, () => release).pipe(
-      Effect.andThen(Metrics.connectionOpened(meta.transport)),
-      Effect.andThen(Effect.addFinalizer(() => Metrics.connectionClosed(
-        meta.transport,
-        raw === accepted ? raw.bytesRead : accepted.bytesRead + raw.bytesRead,
-        raw === accepted ? raw.bytesWritten : accepted.bytesWritten + raw.bytesWritten
-      ))),
-      Effect.as({
-        id: meta.id,
-        transport: meta.transport,
-        localAddress: meta.localAddress,
-        remoteAddress: meta.peer.remoteAddress,
-        peer: meta.peer.peer,
-        read,
-        readWhile,
-        readWhileLent,
-        bytes: Stream.fromPull(Effect.succeed(read)),
-        write,
-        writeAll,
-        tryWriteAll,
-        closed,
-        end: Effect.sync(() => {
-          if (!raw.writableEnded && !raw.destroyed) raw.end()
-        }),
-        close: Effect.sync(() => {
-          raw.destroy()
-        })
-      } satisfies Connection.Connection)
+    const connection = new NodeConnection(accepted, meta)
+    connection.attach(accepted)
+    return Effect.as(
+      Effect.andThen(Effect.addFinalizer(releaseOf(connection)), Metrics.connectionOpened(meta.transport)),
+      connection
     )
-  })
+  }))
+
+// Apart from `open`, so that the finalizer holds on to the connection alone, not to the socket it was opened with
+// (which a lent connection has replaced).
+const releaseOf = (connection: NodeConnection) => () => connection.release()
