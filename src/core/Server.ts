@@ -148,6 +148,18 @@ const peerOf = (incoming: Listener.Incoming, kind: Transport.Kind): Peer =>
     ? { id: incoming.id, transport: kind, peer: incoming.peer, address: incoming.remoteAddress }
     : { id: incoming.id, transport: kind, peer: incoming.datagram.peer, address: incoming.datagram.sender }
 
+/** What `serve` closes when it ends: the jobs handed out and not finished yet. */
+interface Abandonable {
+  readonly abandon: () => Effect.Effect<void>
+}
+type Unfinished = Set<Abandonable>
+
+// The peer left while waiting to be served: nothing to handle, nothing failed.
+const leftBeforeServed = (error: Connection.ConnectionError) =>
+  error.reason === "Closed" ? Effect.interrupt : Effect.fail(error)
+
+const ignoreCause = (_cause: Cause.Cause<unknown>) => Effect.void
+
 /**
  * Builds a server over the current `Listener` and `Strategy`. Releasing its scope shuts it down.
  * @category constructors
@@ -197,12 +209,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     }
     const handle = (handler as Handler.StreamHandler<E, R>).handle
     return Effect.scoped(
-      Effect.flatMap(
-        Effect.catch(incoming.open(openOptions), (error) =>
-          // The peer left while waiting to be served: nothing to handle, nothing failed.
-          error.reason === "Closed" ? Effect.interrupt : Effect.fail(error)),
-        handle
-      )
+      Effect.flatMap(Effect.catch(incoming.open(openOptions), leftBeforeServed), handle)
     ) as Effect.Effect<void, E | Connection.ConnectionError, R>
   }
 
@@ -218,37 +225,70 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const makeJob = <E, R>(
     incoming: Listener.Incoming,
     handler: Handler.Handler<E, R>,
-    unfinished: Set<() => Effect.Effect<void>>
+    unfinished: Unfinished
   ): Strategy.Job<R> => {
-    const onFailure = (cause: Cause.Cause<unknown>) =>
-      Cause.hasInterruptsOnly(cause) ? Effect.void : reportFailure(peerOf(incoming, kind), handler.name, cause)
     // A datagram with no slot to release has nothing to close or give back: no bookkeeping, which
     // is most of the per-datagram cost of a UDP server.
     if (incoming._tag === "IncomingDatagram" && slots === undefined) {
       return {
         incoming,
         openOptions,
-        runHere: Effect.catchCause(runHandler(incoming, handler), onFailure),
+        runHere: Effect.catchCause(runHandler(incoming, handler), (cause) =>
+          Cause.hasInterruptsOnly(cause) ? Effect.void : reportFailure(peerOf(incoming, kind), handler.name, cause)),
         complete: (outcome) => completeElsewhere(incoming, handler.name, outcome)
       }
     }
-    let finished = false
-    const finish = Effect.suspend(() => {
-      if (finished) return Effect.void
-      finished = true
-      unfinished.delete(abandon)
-      return slots ? Semaphore.release(slots, 1) : Effect.void
-    })
-    const abandon = () =>
-      Effect.andThen(incoming._tag === "IncomingConnection" ? incoming.reject : Effect.void, finish)
-    unfinished.add(abandon)
-    const job: Strategy.Job<R> = {
-      incoming,
-      openOptions,
-      runHere: runHandler(incoming, handler).pipe(Effect.catchCause(onFailure), Effect.ensuring(finish)),
-      complete: (outcome) => Effect.ensuring(completeElsewhere(incoming, handler.name, outcome), finish)
+    return new TrackedJob(incoming, handler, unfinished)
+  }
+
+  // A job with a slot to give back or a connection to close, tracked in `unfinished` until it finishes. One object
+  // per connection (a server may hold many): what it runs is built from shared parts and one closure.
+  class TrackedJob<R> implements Strategy.Job<R>, Abandonable {
+    readonly incoming: Listener.Incoming
+    readonly handler: Handler.Handler<unknown, R>
+    readonly unfinished: Unfinished
+    finished = false
+
+    constructor(incoming: Listener.Incoming, handler: Handler.Handler<unknown, R>, unfinished: Unfinished) {
+      this.incoming = incoming
+      this.handler = handler
+      this.unfinished = unfinished
+      unfinished.add(this)
     }
-    return job
+
+    // Built when a strategy takes it, so that the job does not keep the effect's parts alive while it runs.
+    get runHere(): Effect.Effect<void, never, R> {
+      // the outcome is reported (and the job finished) on every exit; the failure itself goes no further
+      return Effect.catchCause(Effect.onExit(runHandler(this.incoming, this.handler), (exit) => this.exited(exit)), ignoreCause)
+    }
+
+    get openOptions(): Listener.OpenOptions {
+      return openOptions
+    }
+
+    exited(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+      if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return this.finish()
+      return Effect.ensuring(reportFailure(peerOf(this.incoming, kind), this.handler.name, exit.cause), this.finish())
+    }
+
+    finish(): Effect.Effect<void> {
+      if (this.finished) return Effect.void
+      this.finished = true
+      this.unfinished.delete(this)
+      return slots ? Semaphore.release(slots, 1) : Effect.void
+    }
+
+    complete(outcome: Strategy.Outcome): Effect.Effect<void> {
+      return Effect.ensuring(completeElsewhere(this.incoming, this.handler.name, outcome), Effect.suspend(() => this.finish()))
+    }
+
+    abandon(): Effect.Effect<void> {
+      const incoming = this.incoming
+      return Effect.andThen(
+        incoming._tag === "IncomingConnection" ? incoming.reject : Effect.void,
+        Effect.suspend(() => this.finish())
+      )
+    }
   }
 
   const countArrivals = (batch: Arr.NonEmptyReadonlyArray<Listener.Incoming>) => {
@@ -260,7 +300,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
 
   // Accepted item -> job, or nothing when the verify hook says no. Waiting for a slot happens
   // here, so at the connection limit the server simply stops taking accepted connections.
-  const prepare = <E, R>(incoming: Listener.Incoming, handler: Handler.Handler<E, R>, unfinished: Set<() => Effect.Effect<void>>) =>
+  const prepare = <E, R>(incoming: Listener.Incoming, handler: Handler.Handler<E, R>, unfinished: Unfinished) =>
     Effect.gen(function*() {
       if (incoming._tag === "IncomingConnection") yield* Metrics.accepted(kind)
       else yield* Metrics.received(kind, 1, incoming.datagram.payload.byteLength)
@@ -304,10 +344,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   // Counts running `serve`/`handleOne` calls so that `shutdown` can wait for all of them.
   const tracked = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.acquireUseRelease(enter, () => self, () => leave)
 
-  const abandonAll = (unfinished: Set<() => Effect.Effect<void>>) =>
-    Effect.suspend(() => Effect.forEach([...unfinished], (abandon) => abandon(), { discard: true }))
+  const abandonAll = (unfinished: Unfinished) =>
+    Effect.suspend(() => Effect.forEach([...unfinished], (job) => job.abandon(), { discard: true }))
 
-  const runJobs = <E, R>(jobs: Stream.Stream<Strategy.Job<R>>, handler: Handler.Handler<E, R>, unfinished: Set<() => Effect.Effect<void>>) =>
+  const runJobs = <E, R>(jobs: Stream.Stream<Strategy.Job<R>>, handler: Handler.Handler<E, R>, unfinished: Unfinished) =>
     Effect.gen(function*() {
       // This serve stops on the server's shutdown or on its own interruption (Ctrl-C reaches
       // `serve` as an interruption); handlers see either through `Shutdown`.
@@ -349,7 +389,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const serve = <E, R>(handler: Handler.Handler<E, R>): Effect.Effect<void, ServerError, R> =>
     Effect.gen(function*() {
       yield* checkHandler(handler)
-      const unfinished = new Set<() => Effect.Effect<void>>()
+      const unfinished = new Set<Abandonable>()
       // Without a verify hook or a connection limit nothing can refuse or hold an item, so a
       // whole batch from the listener becomes jobs at once (one metric update per batch).
       const jobs = options.verify === undefined && slots === undefined
@@ -378,7 +418,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         : yield* Effect.map(Effect.timeoutOption(next, handleOptions.timeout), (o) => Option.isSome(o) ? o.value ?? null : "timeout" as const)
       if (incoming === "timeout") return { _tag: "TimedOut" } as const
       if (incoming === undefined || incoming === null) return { _tag: "Stopped" } as const
-      const unfinished = new Set<() => Effect.Effect<void>>()
+      const unfinished = new Set<Abandonable>()
       const peer = peerOf(incoming, kind)
       const job = yield* prepare(incoming, handler, unfinished)
       if (job === undefined) return { _tag: "Rejected", peer } as const

@@ -15,8 +15,10 @@
  * @since 0.1.0
  */
 import { Cause, Effect, Layer, Queue, Stream } from "effect"
+import type { Scope } from "effect"
 import { NetAddress } from "effect/net"
 import * as Net from "node:net"
+import type * as Connection from "./Connection.ts"
 import * as Listener from "./Listener.ts"
 import * as Transport from "./Transport.ts"
 import * as AcceptWatch from "./internal/acceptWatch.ts"
@@ -110,6 +112,62 @@ const reportEffect = (report: AcceptWatch.Report): Effect.Effect<void> => {
   }
 }
 
+function ignore(): void {}
+
+/**
+ * An accepted connection waiting to be served. One object per connection, and a server may hold many: its effects
+ * are built when asked for, and it lets go of the socket once a connection owns it.
+ */
+class Accepted implements Listener.IncomingConnection {
+  readonly _tag = "IncomingConnection"
+  readonly id: number
+  readonly transport: "tcp" | "unix"
+  readonly localAddress: NetAddress.SocketAddress
+  readonly remoteAddress: NetAddress.InetAddress | undefined
+  readonly peer: string
+  /** Until opened (then the connection owns it). */
+  socket: Net.Socket | undefined
+
+  constructor(socket: Net.Socket, id: number, transport: "tcp" | "unix", localAddress: NetAddress.SocketAddress) {
+    const peer = NodeConnection.peerOf(socket, transport)
+    this.socket = socket
+    this.id = id
+    this.transport = transport
+    this.localAddress = localAddress
+    this.remoteAddress = peer.remoteAddress
+    this.peer = peer.peer
+  }
+
+  open(options?: Listener.OpenOptions): Effect.Effect<Connection.Connection, Connection.ConnectionError, Scope.Scope> {
+    return Effect.suspend(() => {
+      const socket = this.socket
+      if (socket === undefined || socket.destroyed) return Effect.fail(NodeConnection.closedBeforeOpen)
+      this.socket = undefined
+      const opened = NodeConnection.open(socket, {
+        id: this.id,
+        transport: this.transport,
+        localAddress: this.localAddress,
+        peer: this,
+        idleTimeout: options?.idleTimeout
+      })
+      // the connection listens for errors now: one listener less on every open socket
+      return Effect.map(opened, (connection) => {
+        socket.off("error", ignore)
+        return connection
+      })
+    })
+  }
+
+  // The socket travels with it, for the fork and worker strategies to hand over (see internal/handoff.ts).
+  get [Handoff.socketKey](): Net.Socket | undefined {
+    return this.socket
+  }
+
+  get reject(): Effect.Effect<void> {
+    return Effect.sync(() => this.socket?.destroy())
+  }
+}
+
 /**
  * Binds a stream listener in the current scope.
  * @category constructors
@@ -157,26 +215,9 @@ export const make = Effect.fnUntraced(function*(transport: Transport.StreamTrans
 
   server.on("connection", (raw: Net.Socket) => {
     // A peer may reset while it waits in the queue; without a listener that error would crash the process.
-    raw.on("error", () => {})
+    raw.on("error", ignore)
     if (stopped) return raw.destroy()
-    const id = ++nextId
-    const peer = NodeConnection.peerOf(raw, kind)
-    // The socket travels with it, for the fork and worker strategies to hand over (see internal/handoff.ts).
-    const incoming = Handoff.attach<Listener.IncomingConnection>({
-      _tag: "IncomingConnection",
-      id,
-      transport: kind,
-      localAddress: address,
-      remoteAddress: peer.remoteAddress,
-      peer: peer.peer,
-      open: (openOptions) =>
-        raw.destroyed
-          ? Effect.fail(NodeConnection.closedBeforeOpen)
-          : NodeConnection.open(raw, { id, transport: kind, localAddress: address, peer, idleTimeout: openOptions?.idleTimeout }),
-      reject: Effect.sync(() => {
-        raw.destroy()
-      })
-    }, raw)
+    const incoming = new Accepted(raw, ++nextId, kind, address)
     if (!Queue.offerUnsafe(queue, incoming)) {
       dropped++
       raw.destroy()

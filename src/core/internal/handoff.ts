@@ -10,11 +10,12 @@
 import type * as Net from "node:net"
 import type * as Listener from "../Listener.ts"
 
-const socketKey: unique symbol = Symbol.for("effect-netkit/core/internal/handoff/socket")
+/** Where an incoming connection carries its socket (a listener may define it as a getter). */
+export const socketKey: unique symbol = Symbol.for("effect-netkit/core/internal/handoff/socket")
 
 /** An incoming connection that carries its accepted socket. */
 export interface WithSocket {
-  readonly [socketKey]: Net.Socket
+  readonly [socketKey]: Net.Socket | undefined
 }
 
 /** Attaches the accepted socket to an incoming connection (a listener builds it with this field). */
