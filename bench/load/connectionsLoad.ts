@@ -6,10 +6,12 @@
  *   node bench/load/connectionsLoad.ts --mode echo|http --host H --port P --server-pid PID
  *     [--connections N] [--warmup N] [--sources K] [--settle-ms MS]
  *
- * Steps: `--warmup` connections are opened, exercised and closed (so that the server's code is compiled and its
- * heap has grown to its working size before the baseline), then the baseline RSS is read; `--connections` are
- * opened, at most `maxConnecting` at a time, and exercised; after `--settle-ms` the RSS is read again while every
- * connection is still open. Connections are reset at the end (no TIME_WAIT left behind).
+ * Steps: `--warmup` connections are opened, exercised and closed (so that the server's code is compiled before the
+ * baseline), then the baseline RSS is read; `--connections` are opened in two halves, at most `maxConnecting` at a
+ * time, and exercised; after each half and `--settle-ms` the RSS is read again, while every connection is still
+ * open. Two figures come out: the whole growth over all connections, and the growth over the second half alone
+ * (the marginal cost, once the process has grown whatever it grows once, such as V8's young generation).
+ * Connections are reset at the end (no TIME_WAIT left behind).
  *
  * One source address has ~28k ephemeral ports per destination; `--sources K` spreads the connections over
  * 127.0.0.1 .. 127.0.0.K (default: one address per 20,000 connections).
@@ -104,12 +106,12 @@ const connectOne = (index: number): Promise<net.Socket> =>
     })
   })
 
-/** Opens `count` connections, at most `maxConnecting` connecting at once. */
-const openMany = async (count: number): Promise<Array<net.Socket>> => {
+/** Opens `count` connections (numbered from `first`), at most `maxConnecting` connecting at once. */
+const openMany = async (count: number, first = 0): Promise<Array<net.Socket>> => {
   const sockets: Array<net.Socket> = []
   let next = 0
   const worker = async () => {
-    while (next < count) sockets.push(await connectOne(next++))
+    while (next < count) sockets.push(await connectOne(first + next++))
   }
   await Promise.all(Array.from({ length: Math.min(maxConnecting, count) }, worker))
   return sockets
@@ -134,11 +136,15 @@ const main = async (): Promise<void> => {
   await sleep(settleMs)
   const rssBefore = serverRss()
   const opening = Date.now()
-  const sockets = await openMany(connections)
-  const openMs = Date.now() - opening
+  const half = Math.floor(connections / 2)
+  const sockets = await openMany(half, 0)
+  await sleep(settleMs)
+  const rssHalf = serverRss()
+  sockets.push(...await openMany(connections - half, half))
+  const openMs = Date.now() - opening - settleMs
   await sleep(settleMs)
   const rssAfter = serverRss()
-  if (rssBefore === null || rssAfter === null) return fail("the server exited during the run")
+  if (rssBefore === null || rssHalf === null || rssAfter === null) return fail("the server exited during the run")
   const stillOpen = sockets.filter((socket) => !socket.destroyed).length
   if (stillOpen < connections) return fail(`${connections - stillOpen} of ${connections} connections were closed while idle`)
   emit({
@@ -148,8 +154,10 @@ const main = async (): Promise<void> => {
     sources,
     warmup,
     rssBeforeBytes: rssBefore,
+    rssHalfBytes: rssHalf,
     rssAfterBytes: rssAfter,
     bytesPerConnection: (rssAfter - rssBefore) / connections,
+    marginalBytesPerConnection: (rssAfter - rssHalf) / (connections - half),
     openMs,
     totalMs: Date.now() - startedAt,
     loadFileLimit: readFileLimit(process.pid),

@@ -15,10 +15,14 @@ export interface ConnectionsLoadResult {
   readonly warmup: number
   /** Server resident set size before opening them (after the warm-up). */
   readonly rssBeforeBytes: number
+  /** Server resident set size with the first half of them open and idle. */
+  readonly rssHalfBytes: number
   /** Server resident set size with all of them open and idle. */
   readonly rssAfterBytes: number
   /** (after - before) / connections. */
   readonly bytesPerConnection: number
+  /** (after - half) / the second half's connections: what one more costs once the process has grown. */
+  readonly marginalBytesPerConnection: number
   /** Time taken to open and exercise all of them. */
   readonly openMs: number
   readonly totalMs: number

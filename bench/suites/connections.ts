@@ -7,10 +7,17 @@
  *   echo   node:net socket.pipe (anchor)  vs  examples/echo-server.ts (fiber)
  *   web    raw node:net canned HTTP (anchor), node:http  vs  the web server (fiber, bench/targets/idleWebServer.ts)
  *
- * Before the baseline the generator opens, exercises and closes a warm-up batch, so that compiled code and a
- * grown heap are not charged to the connections. Servers and generator run under a raised limit on open files
- * (`ulimit -n`, up to the hard limit); the limits obtained are printed. Targets alternate round by round; each is
- * reported by its lowest figure (RSS only grows with garbage not yet collected, never shrinks below the live set).
+ * Each is measured twice: as Node starts it, and with V8's young generation capped (`--max-semi-space-size`, the
+ * same for anchor and ours). Uncapped, V8 grows the young generation while many objects survive its collections, up
+ * to a maximum it derives from the machine's memory (here semi-spaces of 64 MB): 10,000 connections being set up
+ * grow it by up to ~100 MB, which lands in the figure of every server, the more so the more each connection keeps.
+ * The generator also reads RSS after the first half of the connections, so the cost of the second half alone (the
+ * "marginal" column) shows what one more connection costs once the process has grown.
+ *
+ * Before the baseline a small warm-up batch is opened, exercised and closed, so that compiling the servers' code is
+ * not charged to the connections. Servers and generator run under a raised limit on open files (`ulimit -n`, up to
+ * the hard limit); the limits obtained are printed. Targets alternate round by round; each is reported by its lowest
+ * figure (RSS only grows with garbage not yet collected).
  */
 import { addressArgs, measureOnce } from "../lib/measurement.ts"
 import type { LoadRun } from "../lib/measurement.ts"
@@ -20,7 +27,7 @@ import { quietWaitNote } from "../lib/quiet.ts"
 import { bestRun, measureRounds, targetSummary } from "../lib/rounds.ts"
 import type { TargetOutcome, Unavailable } from "../lib/rounds.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
-import { nodeBin, ourProgram, withFileLimit } from "../lib/system.ts"
+import { nodeBin, withFileLimit } from "../lib/system.ts"
 import { num, ratio } from "../lib/table.ts"
 import type { Align } from "../lib/table.ts"
 import { BENCH_HOST } from "../lib/target.ts"
@@ -47,59 +54,97 @@ const spareFiles = 1024
 /** The goal for our servers, per connection. */
 const goalBytes = 8 * 1024
 
-const target = (
+/** V8's young generation for the capped variants: semi-spaces of at most this many MB. */
+const cappedSemiSpaceMb = 32
+
+/** A target, and the anchor its figure is compared with (run with the same Node flags). */
+interface Target extends TargetSpec {
+  readonly anchorId: string
+}
+
+const variant = (
   id: string,
   label: string,
   role: TargetSpec["role"],
-  argv: ReadonlyArray<string>,
-  fileLimit: number
-): TargetSpec => ({ id, label, role, argv: withFileLimit(fileLimit, argv) })
-
-const anchor = (file: string, ...args: ReadonlyArray<string>) => [nodeBin, file, ...args, "--host", BENCH_HOST, "--port", "0"]
+  anchorId: string,
+  file: string,
+  args: ReadonlyArray<string>,
+  fileLimit: number,
+  capped: boolean
+): Target => ({
+  id: capped ? `${id}-semi${cappedSemiSpaceMb}` : id,
+  label: capped ? `${label}, semi-space ${cappedSemiSpaceMb} MB` : label,
+  role,
+  anchorId: capped ? `${anchorId}-semi${cappedSemiSpaceMb}` : anchorId,
+  argv: withFileLimit(fileLimit, [
+    nodeBin,
+    ...(capped ? [`--max-semi-space-size=${cappedSemiSpaceMb}`] : []),
+    file,
+    ...args,
+    "--host",
+    BENCH_HOST,
+    "--port",
+    "0"
+  ])
+})
 
 interface Scenario {
   readonly id: ConnectionsLoadMode
   readonly title: string
-  readonly targets: ReadonlyArray<TargetSpec>
+  readonly targets: ReadonlyArray<Target>
 }
 
-const scenarios = (fileLimit: number): ReadonlyArray<Scenario> => [
-  {
-    id: "echo",
-    title: "idle echo connections (each echoed 1 byte)",
-    targets: [
-      target("node-net-pipe", "node:net socket.pipe (anchor)", "anchor", anchor("bench/anchors/rawNetEcho.ts"), fileLimit),
-      target(
-        "netkit-echo-fiber",
-        "effect-netkit echo (fiber)",
-        "ours",
-        ourProgram("examples/echo-server.ts", "--transport", "tcp", "--strategy", "fiber", "--host", BENCH_HOST, "--port", "0"),
-        fileLimit
-      )
-    ]
-  },
-  {
-    id: "http",
-    title: "idle HTTP keep-alive connections (each served one GET)",
-    targets: [
-      target("raw-net-canned", "raw node:net canned HTTP (anchor)", "anchor", anchor("bench/anchors/httpRawNet.ts"), fileLimit),
-      target(
-        "node-http",
-        "node:http (keep-alive 1 h)",
-        "anchor",
-        anchor("bench/anchors/httpNode.ts", "--keep-alive-ms", "3600000"),
-        fileLimit
-      ),
-      target(
-        "netkit-web-fiber",
-        "effect-netkit web server (fiber, keep-alive 1 h)",
-        "ours",
-        ourProgram("bench/targets/idleWebServer.ts", "--host", BENCH_HOST, "--port", "0"),
-        fileLimit
-      )
-    ]
-  }
-]
+const scenarios = (fileLimit: number): ReadonlyArray<Scenario> => {
+  const both = (make: (capped: boolean) => ReadonlyArray<Target>) => [...make(false), ...make(true)]
+  return [
+    {
+      id: "echo",
+      title: "idle echo connections (each echoed 1 byte)",
+      targets: both((capped) => [
+        variant("node-net-pipe", "node:net socket.pipe (anchor)", "anchor", "node-net-pipe", "bench/anchors/rawNetEcho.ts", [], fileLimit, capped),
+        variant(
+          "netkit-echo-fiber",
+          "effect-netkit echo (fiber)",
+          "ours",
+          "node-net-pipe",
+          "examples/echo-server.ts",
+          ["--transport", "tcp", "--strategy", "fiber"],
+          fileLimit,
+          capped
+        )
+      ])
+    },
+    {
+      id: "http",
+      title: "idle HTTP keep-alive connections (each served one GET)",
+      targets: [
+        ...both((capped) => [
+          variant("raw-net-canned", "raw node:net canned HTTP (anchor)", "anchor", "raw-net-canned", "bench/anchors/httpRawNet.ts", [], fileLimit, capped),
+          variant(
+            "netkit-web-fiber",
+            "effect-netkit web server (fiber, keep-alive 1 h)",
+            "ours",
+            "raw-net-canned",
+            "bench/targets/idleWebServer.ts",
+            [],
+            fileLimit,
+            capped
+          )
+        ]),
+        variant(
+          "node-http",
+          "node:http (keep-alive 1 h)",
+          "anchor",
+          "raw-net-canned",
+          "bench/anchors/httpNode.ts",
+          ["--keep-alive-ms", "3600000"],
+          fileLimit,
+          false
+        )
+      ]
+    }
+  ]
+}
 
 type Run = LoadRun<{ readonly result: ConnectionsLoadResult }>
 type Outcome = TargetOutcome<Run>
@@ -133,7 +178,8 @@ const runOnce = (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, round:
         return { ok: false, reason: `unexpected load generator result: ${JSON.stringify(load.result).slice(0, 200)}` }
       }
       const result = load.result as unknown as ConnectionsLoadResult
-      const line = `${num(result.bytesPerConnection / KiB, 2)} KiB/connection ` +
+      const line = `${num(result.bytesPerConnection / KiB, 2)} KiB/connection, ` +
+        `marginal ${num(result.marginalBytesPerConnection / KiB, 2)} ` +
         `(RSS ${num(result.rssBeforeBytes / MiB, 1)} -> ${num(result.rssAfterBytes / MiB, 1)} MiB, ` +
         `${num(result.connections)} open in ${num(result.openMs / 1000, 1)} s; ` +
         `file limits: server ${result.serverFileLimit ?? "?"}, load ${result.loadFileLimit ?? "?"})`
@@ -144,10 +190,23 @@ const runOnce = (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, round:
 /** The lowest cost per connection of a target's runs. */
 const best = (outcome: Outcome) => bestRun(outcome, (run) => -run.result.bytesPerConnection)
 
-const table = (outcomes: ReadonlyArray<Outcome>): string => {
-  const anchorBest = best(outcomes[0]!)
-  const headers = ["target", "KiB/conn", "vs anchor", "goal", "RSS before MiB", "RSS after MiB", "all runs (KiB/conn)"]
-  const align: Array<Align> = ["left", "right", "right", "left", "right", "right", "left"]
+const table = (scenario: Scenario, outcomes: ReadonlyArray<Outcome>): string => {
+  const anchorOf = (outcome: Outcome) => {
+    const anchorId = scenario.targets.find((spec) => spec.id === outcome.spec.id)?.anchorId
+    const anchor = outcomes.find((candidate) => candidate.spec.id === anchorId)
+    return anchor === undefined ? undefined : best(anchor)
+  }
+  const headers = [
+    "target",
+    "KiB/conn",
+    "vs anchor",
+    "marginal KiB/conn",
+    "goal",
+    "RSS before MiB",
+    "RSS after MiB",
+    "all runs (KiB/conn)"
+  ]
+  const align: Array<Align> = ["left", "right", "right", "right", "left", "right", "right", "left"]
   return bestRunsTable({
     headers,
     align,
@@ -155,10 +214,12 @@ const table = (outcomes: ReadonlyArray<Outcome>): string => {
     best,
     row: (outcome, top) => {
       const perConnection = top.result.bytesPerConnection
+      const anchor = anchorOf(outcome)
       return [
         outcome.spec.label,
         num(perConnection / KiB, 2),
-        outcome === outcomes[0] ? "1.00x" : ratio(perConnection, anchorBest?.result.bytesPerConnection),
+        anchor === top ? "1.00x" : ratio(perConnection, anchor?.result.bytesPerConnection),
+        num(top.result.marginalBytesPerConnection / KiB, 2),
         outcome.spec.role === "ours" ? (perConnection <= goalBytes ? "<= 8 KiB: met" : "<= 8 KiB: NOT met") : "",
         num(top.result.rssBeforeBytes / MiB, 1),
         num(top.result.rssAfterBytes / MiB, 1),
@@ -179,9 +240,8 @@ const runScenario = async (ctx: SuiteContext, scenario: Scenario, timing: Timing
     { unavailable, announceSkipped: true }
   )
   ctx.print("")
-  ctx.print(table(outcomes))
+  ctx.print(table(scenario, outcomes))
   for (const outcome of outcomes) for (const line of failedRoundNotes(outcome)) ctx.print(line)
-  const anchorBest = best(outcomes[0]!)
   return {
     id: scenario.id,
     title: scenario.title,
@@ -191,7 +251,7 @@ const runScenario = async (ctx: SuiteContext, scenario: Scenario, timing: Timing
       return {
         ...targetSummary(outcome, top),
         bytesPerConnection: top?.result.bytesPerConnection ?? null,
-        ratio: top && anchorBest ? top.result.bytesPerConnection / anchorBest.result.bytesPerConnection : null,
+        marginalBytesPerConnection: top?.result.marginalBytesPerConnection ?? null,
         runs: outcome.runs
       }
     })
@@ -209,7 +269,9 @@ export const connectionsSuite: Suite = {
         `${timing.rounds} round(s), targets alternate; each target's lowest figure is shown.\n` +
         `  ${quietWaitNote(timing.quietWaitMs)}\n` +
         `  Servers and load generator ask for ${num(fileLimit)} open files (ulimit -n; the hard limit if lower).\n` +
-        "  KiB/conn = (server RSS with all open - RSS before) / connections; goal for ours: <= 8 KiB."
+        "  KiB/conn = (server RSS with all open - RSS before) / connections; marginal: the second half alone;\n" +
+        `  "semi-space ${cappedSemiSpaceMb} MB" rows run node --max-semi-space-size=${cappedSemiSpaceMb}; ` +
+        "each is compared with its anchor run the same way. Goal for ours: <= 8 KiB."
     )
     const results = []
     const unavailable: Unavailable = new Map()
