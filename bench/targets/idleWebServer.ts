@@ -7,8 +7,8 @@
  *
  * Prints `listening on HOST:PORT` once bound; SIGTERM stops it gracefully (exit 0).
  */
-import { Console, Context, Effect, Layer } from "effect"
-import { NetAddress } from "effect/net"
+import { Effect, Layer } from "effect"
+import * as Cli from "../../examples/internal/Cli.ts"
 import * as Main from "../../src/core/Main.ts"
 import * as Server from "../../src/core/Server.ts"
 import * as Strategy from "../../src/core/Strategy.ts"
@@ -17,27 +17,25 @@ import * as Transport from "../../src/core/Transport.ts"
 import * as HttpResponse from "../../src/servers/http/HttpResponse.ts"
 import * as HttpServer from "../../src/servers/http/HttpServer.ts"
 import * as WebServer from "../../src/servers/http/WebServer.ts"
-import * as Args from "../../examples/internal/Args.ts"
 
 const flags = {
-  host: Args.string("127.0.0.1"),
-  port: Args.int({ min: 0, max: 65535, default: 0 })
+  host: Cli.string("host", { default: "127.0.0.1", description: "address to bind" }),
+  port: Cli.int("port", { min: 0, max: 65535, default: 0, description: "port to bind; 0 picks a free one" })
 }
 
 const answer = Effect.succeed(HttpResponse.text(WebServer.greeting, { contentType: "text/plain" }))
 const web = HttpServer.handler(() => answer, { name: "web", keepAliveTimeout: "1 hour" })
 
-const program = Effect.gen(function*() {
-  const args = yield* Args.parse(flags)
-  const context = yield* Layer.build(
-    Server.layer().pipe(Layer.provide([
+const idleWebServer = Cli.run(
+  { name: "idleWebServer", description: "The connections benchmark's web server: keep-alive connections stay idle." },
+  flags,
+  (args) => {
+    const ServerLive = Server.layer().pipe(Layer.provide([
       StreamListener.layer(Transport.tcp({ host: args.host, port: args.port })),
       Strategy.layerFiber()
     ]))
-  )
-  const server = Context.get(context, Server.Server)
-  yield* Console.log(`listening on ${NetAddress.formatSocketAddress(server.address)}`)
-  yield* server.serve(web)
-}).pipe(Effect.scoped)
+    return Server.serve(web, { onListening: Main.printListening }).pipe(Effect.provide(ServerLive))
+  }
+)
 
-Main.runMain(program)
+Main.runMain(idleWebServer)

@@ -6,12 +6,14 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Pull } from "effect"
+import { Cause, Effect, Exit, Pull } from "effect"
+import type { Fiber } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import type * as Connection from "../../core/Connection.ts"
 import type * as Datagram from "../../core/Datagram.ts"
 import * as Handler from "../../core/Handler.ts"
 import * as Server from "../../core/Server.ts"
+import * as Stoppable from "../internal/stoppable.ts"
 
 /**
  * Echoes one connection: each batch read is written back as one batch, so a read that delivered
@@ -27,10 +29,11 @@ import * as Server from "../../core/Server.ts"
  */
 export const echoConnection = (connection: Connection.Connection): Effect.Effect<void, Connection.ConnectionError> =>
   Effect.flatMap(Server.Shutdown, (shutdown) => {
-    // Whether the fiber holds a batch the socket could not take yet. Set in the read event, so the
-    // shutdown watcher sees it even before the fiber resumes; the fast path pays nothing for it.
+    // Whether the fiber holds a batch the socket could not take yet. Set in the read event, so a
+    // shutdown sees it even before the fiber resumes; the fast path pays nothing for it.
     let owing = false
     let stopping = false
+    let reading: Fiber.Fiber<never, Connection.ConnectionError | Cause.Done> | undefined
     const echoNow = (batch: NonEmptyReadonlyArray<Uint8Array>) => {
       if (connection.tryWriteAll(batch)) return undefined
       owing = true
@@ -44,17 +47,23 @@ export const echoConnection = (connection: Connection.Connection): Effect.Effect
       connection.readWhileLent(echoNow),
       (batch) => Effect.andThen(connection.writeAll(batch), afterWrite)
     )
-    // Wins the race (interrupting a read that waits) unless a batch is owed: then the loop ends itself after it.
-    const stopWhenIdle = Effect.andThen(
-      shutdown.requested,
-      Effect.suspend(() => {
-        stopping = true
-        return owing ? Effect.never : Effect.void
-      })
-    )
-    return Effect.raceFirst(loop, stopWhenIdle).pipe(
-      Pull.catchDone(() => Effect.void),
-      Effect.andThen(connection.end)
+    // Interrupts a read that waits, unless a batch is owed: then the loop ends itself after it.
+    const stop = () => {
+      stopping = true
+      if (!owing) reading?.interruptUnsafe()
+    }
+    const cancel = Stoppable.onShutdown(shutdown, stop)
+    const started = (fiber: Fiber.Fiber<never, Connection.ConnectionError | Cause.Done>) => {
+      reading = fiber
+      if (stopping && !owing) fiber.interruptUnsafe()
+    }
+    return Stoppable.runStoppable(loop, started).pipe(
+      Effect.flatMap((exit) =>
+        Exit.isSuccess(exit) || Pull.isDoneCause(exit.cause) || (stopping && Cause.hasInterruptsOnly(exit.cause))
+          ? connection.end
+          : Effect.failCause(exit.cause as Cause.Cause<Connection.ConnectionError>)
+      ),
+      Effect.ensuring(Effect.sync(cancel))
     )
   })
 
