@@ -138,7 +138,12 @@ class Accepted implements Listener.IncomingConnection {
     this.peer = peer.peer
   }
 
-  open(options?: Listener.OpenOptions): Effect.Effect<Connection.Connection, Connection.ConnectionError, Scope.Scope> {
+  // A getter, so that `open` taken off the object still works; what it returns is made when asked for.
+  get open(): Listener.IncomingConnection["open"] {
+    return (options) => this.openWith(options)
+  }
+
+  openWith(options?: Listener.OpenOptions): Effect.Effect<Connection.Connection, Connection.ConnectionError, Scope.Scope> {
     return Effect.suspend(() => {
       const socket = this.socket
       if (socket === undefined || socket.destroyed) return Effect.fail(NodeConnection.closedBeforeOpen)

@@ -108,9 +108,10 @@ export const registerPoolStrategyCases = (pool: PoolStrategy): void => {
         const server = yield* Loopback.startServer(Transport.tcp(), layer, Handlers.fastPathReport)
         const report = yield* fastPathReport(server.address)
         assert.isTrue(report.tryWriteAll)
-        // At most 64 KiB per read: 1 MiB took many reads, all of them into the same buffer.
+        // At most 64 KiB per read: 1 MiB took many reads, all of them into the same buffer once the first read had
+        // filled the small buffer a connection starts with (kept small while it idles).
         assert.isAtLeast(report.reads, 16)
-        assert.strictEqual(report.buffers, 1)
+        assert.strictEqual(report.buffers, 2)
       })))
 
   it.live(`a ${pool.member} that dies mid-connection costs only its own connections: one on another ${pool.member} goes on`, () =>
