@@ -580,11 +580,17 @@ export class RequestMachine {
 
   /** Turns the scanned section into strings once and emits its events. False after an error. */
   finishSection(buf: Uint8Array): boolean {
+    const ok = this.emitSection(buf)
+    // an idle keep-alive connection should not hold the slots of one head with many fields either
+    if (this.fields.length > 4 * retainedFields) this.fields = new Int32Array(4 * retainedFields)
+    return ok
+  }
+
+  /** Turns the scanned section into strings once and emits its events. False after an error. */
+  emitSection(buf: Uint8Array): boolean {
     const base = this.mark
     const count = this.count
     const fields = this.fields
-    // an idle keep-alive connection should not hold the slots of one head with many fields either
-    if (fields.length > 4 * retainedFields) this.fields = new Int32Array(4 * retainedFields)
     // One native call makes the section text; names and values are substrings of it (V8 shares the backing
     // store of longer ones), which is several times cheaper than one conversion per field.
     const textEnd = count > 0 ? fields[count * 4 - 1] : this.inTrailers ? 0 : this.targetEnd
