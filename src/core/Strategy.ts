@@ -78,13 +78,41 @@ export class Strategy extends Context.Service<Strategy, {
 }>()("effect-netkit/core/Strategy") {}
 
 /**
+ * Connections whose `prepare` (a TLS handshake) may run at once, ahead of the jobs being run.
+ * @category constants
+ */
+export const defaultMaxPreparing = 1024
+
+/**
+ * Runs each connection's `prepare` (see `Listener.IncomingConnection`) ahead of the strategy, up to
+ * `maxPreparing` at once, and yields jobs in the order they become ready, so that a peer that stalls
+ * its TLS handshake holds up no other. A job whose preparation failed is completed as aborted (the
+ * listener has logged why and closed the connection) and not yielded. For strategies that run jobs
+ * in this process one after another or in a bounded number of slots.
+ * @category combinators
+ */
+export const prepared = <R>(jobs: Stream.Stream<Job<R>>, maxPreparing = defaultMaxPreparing): Stream.Stream<Job<R>> =>
+  jobs.pipe(
+    Stream.mapEffect((job): Effect.Effect<Job<R> | undefined> => {
+      const prepare = job.incoming._tag === "IncomingConnection" ? job.incoming.prepare : undefined
+      if (prepare === undefined) return Effect.succeed(job)
+      return prepare.pipe(
+        Effect.as(job),
+        Effect.catch((error) => Effect.as(job.complete({ _tag: "Aborted", reason: error.message }), undefined))
+      )
+    }, { concurrency: maxPreparing, unordered: true }),
+    Stream.filter((job): job is Job<R> => job !== undefined)
+  )
+
+/**
  * One job at a time, in the order accepted: the next client waits (accepted, not yet read) until
- * the current one is done. Python's plain `TCPServer`.
+ * the current one is done. Python's plain `TCPServer`. TLS handshakes run ahead, concurrently
+ * (`prepared`): a client is served once its handshake is done, and one that stalls it waits alone.
  * @category layers
  */
 export const layerSequential: Layer.Layer<Strategy> = Layer.succeed(Strategy, Strategy.of({
   name: "sequential",
-  run: (jobs) => Stream.runForEach(jobs, (job) => job.runHere)
+  run: (jobs) => Stream.runForEach(prepared(jobs), (job) => job.runHere)
 }))
 
 /**
@@ -98,7 +126,8 @@ export interface FiberOptions {
 
 /**
  * Each job in its own fiber. Node's event loop multiplexes all of them: the select/poll/epoll
- * server without writing the loop.
+ * server without writing the loop. A TLS handshake runs in the job's fiber, or ahead of taking a
+ * slot when `maxConcurrent` is set.
  * @category constructors
  */
 export const makeFiber = (options?: FiberOptions): Strategy["Service"] => {
@@ -114,7 +143,8 @@ export const makeFiber = (options?: FiberOptions): Strategy["Service"] => {
             Effect.forEach(batch, (job) => FiberSet.run(running, job.runHere), { discard: true }))
         } else {
           const slots = yield* Semaphore.make(Math.max(1, max))
-          yield* Stream.runForEach(jobs, (job) =>
+          // A slot is for a connection that can be served: handshakes happen before it is taken.
+          yield* Stream.runForEach(prepared(jobs), (job) =>
             Effect.andThen(
               Semaphore.take(slots, 1),
               FiberSet.run(running, Effect.ensuring(job.runHere, Semaphore.release(slots, 1)))

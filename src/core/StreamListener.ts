@@ -12,16 +12,23 @@
  * connection limit. Accepted connections are not effect's `NodeSocket` either: `Connection` is
  * implemented over the raw socket (see `internal/nodeConnection.ts` for why).
  *
+ * With `tls`, a connection is handed out before its handshake, which runs when the connection is
+ * prepared or opened in this process, or in the fork child or worker thread that receives the
+ * socket (see `Tls` for why).
+ *
  * @since 0.1.0
  */
 import { Cause, Effect, Layer, Queue, Stream } from "effect"
+import type { Scope } from "effect"
 import { NetAddress } from "effect/net"
 import * as Net from "node:net"
 import * as Listener from "./Listener.ts"
+import * as Tls from "./Tls.ts"
 import * as Transport from "./Transport.ts"
 import * as BindErrors from "./internal/bindError.ts"
 import * as Handoff from "./internal/handoff.ts"
 import * as NodeConnection from "./internal/nodeConnection.ts"
+import * as TlsHandshake from "./internal/tlsHandshake.ts"
 import * as UnixPath from "./internal/unixPath.ts"
 
 /**
@@ -34,6 +41,12 @@ export interface Options {
    * or busy). Past this, new connections are closed at once and counted as dropped. Default `1024`.
    */
   readonly maxPending?: number | undefined
+  /**
+   * Serve TLS: a key and certificate (or certificates by host name), ALPN, minimum version and
+   * handshake timeout, or a `Tls.Config` made with `Tls.make`, to be able to `reload` it later.
+   * Default: plain connections.
+   */
+  readonly tls?: Tls.Options | Tls.Config | undefined
 }
 
 /** @category constants */
@@ -85,11 +98,21 @@ const boundAddress = (server: Net.Server, transport: Transport.StreamTransport):
 }
 
 /**
- * Binds a stream listener in the current scope.
- * @category constructors
+ * How building a listener with options `O` can fail: `BindError`, and `Tls.TlsError` when `O` has
+ * TLS options that are still to be read and checked (a `Tls.Config` has been checked already).
+ * @category models
  */
-export const make = Effect.fnUntraced(function*(transport: Transport.StreamTransport, options?: Options) {
+export type ErrorOf<O> = Listener.BindError | (
+  "tls" extends keyof O ? [Exclude<O["tls" & keyof O], Tls.Config | undefined>] extends [never] ? never : Tls.TlsError
+    : never
+)
+
+const makeListener = Effect.fnUntraced(function*(
+  transport: Transport.StreamTransport,
+  options?: Options
+) {
   const kind = transport._tag === "Unix" ? "unix" : "tcp"
+  const tls = options?.tls === undefined ? undefined : yield* Tls.configOf(options.tls)
   if (transport._tag === "Unix") yield* UnixPath.prepare(transport.path, "stream")
   const queue = yield* Queue.bounded<Listener.IncomingConnection, Cause.Done>(options?.maxPending ?? defaultMaxPending)
   let dropped = 0
@@ -121,6 +144,11 @@ export const make = Effect.fnUntraced(function*(transport: Transport.StreamTrans
     if (stopped) return raw.destroy()
     const id = ++nextId
     const peer = NodeConnection.peerOf(raw, kind)
+    const openSocket = (socket: Net.Socket, openOptions: Listener.OpenOptions | undefined) =>
+      NodeConnection.open(socket, { id, transport: kind, localAddress: address, peer, idleTimeout: openOptions?.idleTimeout })
+    const handshake = tls === undefined
+      ? undefined
+      : TlsHandshake.make(raw, { transport: kind, peer: peer.peer, settings: () => tls.current, sniCallback: tls.sniCallback })
     // The socket travels with it, for the fork and worker strategies to hand over (see internal/handoff.ts).
     const incoming = Handoff.attach<Listener.IncomingConnection>({
       _tag: "IncomingConnection",
@@ -130,11 +158,15 @@ export const make = Effect.fnUntraced(function*(transport: Transport.StreamTrans
       remoteAddress: peer.remoteAddress,
       peer: peer.peer,
       open: (openOptions) =>
-        raw.destroyed
+        handshake !== undefined
+          ? Effect.flatMap(handshake.secure, (socket) => openSocket(socket, openOptions))
+          : raw.destroyed
           ? Effect.fail(NodeConnection.closedBeforeOpen)
-          : NodeConnection.open(raw, { id, transport: kind, localAddress: address, peer, idleTimeout: openOptions?.idleTimeout }),
+          : openSocket(raw, openOptions),
+      prepare: handshake === undefined ? undefined : Effect.asVoid(handshake.secure),
       reject: Effect.sync(() => {
-        raw.destroy()
+        if (handshake === undefined) raw.destroy()
+        else handshake.destroy()
       })
     }, raw)
     if (!Queue.offerUnsafe(queue, incoming)) {
@@ -155,20 +187,38 @@ export const make = Effect.fnUntraced(function*(transport: Transport.StreamTrans
 })
 
 /**
+ * Binds a stream listener in the current scope.
+ * @category constructors
+ */
+export const make: <const O extends Options = {}>(
+  transport: Transport.StreamTransport,
+  options?: O
+) => Effect.Effect<Listener.Listener["Service"], ErrorOf<O>, Scope.Scope> =
+  // the same function; only its error type narrows with the options (see ErrorOf)
+  makeListener as any
+
+
+/**
  * A stream listener as a Layer.
  * @category layers
  */
-export const layer = (transport: Transport.StreamTransport, options?: Options): Layer.Layer<Listener.Listener, Listener.BindError> =>
-  Layer.effect(Listener.Listener, make(transport, options))
+export const layer = <const O extends Options = {}>(
+  transport: Transport.StreamTransport,
+  options?: O
+): Layer.Layer<Listener.Listener, ErrorOf<O>> => Layer.effect(Listener.Listener, make(transport, options))
 
 /**
  * A TCP listener. Defaults: host `127.0.0.1`, port `0` (ephemeral), backlog 511, no-delay on.
  * @category layers
  */
-export const layerTcp = (options: Omit<Transport.Tcp, "_tag"> & Options = {}) => layer(Transport.tcp(options), options)
+export const layerTcp = <const O extends Omit<Transport.Tcp, "_tag"> & Options = {}>(
+  options: O = {} as O
+): Layer.Layer<Listener.Listener, ErrorOf<O>> => layer(Transport.tcp(options), options)
 
 /**
  * A Unix-stream listener on `path`.
  * @category layers
  */
-export const layerUnix = (options: Omit<Transport.Unix, "_tag"> & Options) => layer(Transport.unix(options), options)
+export const layerUnix = <const O extends Omit<Transport.Unix, "_tag"> & Options>(
+  options: O
+): Layer.Layer<Listener.Listener, ErrorOf<O>> => layer(Transport.unix(options), options)
