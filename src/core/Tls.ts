@@ -72,7 +72,10 @@ export interface Options {
    * listener that has one. Return the same `KeyPair` object for the same name to reuse its context.
    */
   readonly sniCallback?: ((servername: string) => Effect.Effect<KeyPair | undefined>) | undefined
-  /** Application protocols offered in ALPN, most preferred first (`["http/1.1"]`). A client offering none of them is refused. Default: no ALPN. */
+  /**
+   * Application protocols offered in ALPN, most preferred first (`HttpServer.alpnProtocols` for HTTPS). A client that
+   * offers none of them is refused. Default: no ALPN (any client is accepted, none is told a protocol).
+   */
   readonly alpn?: ReadonlyArray<string> | undefined
   /** The lowest TLS version accepted. Default `"TLSv1.2"`. */
   readonly minVersion?: MinVersion | undefined
@@ -186,18 +189,16 @@ export interface Config {
  */
 export const isConfig = (u: unknown): u is Config => Predicate.hasProperty(u, TypeId)
 
-/**
- * The ALPN protocol of HTTP/1.1, for a listener that serves `HttpServer`.
- * @category constants
- */
-export const alpnHttp1: ReadonlyArray<string> = ["http/1.1"]
-
 // Unique across configs in this process, so that a remote member can key its cache by it alone.
 let lastVersion = 0
 
 const describePem = (pem: Pem): string => typeof pem === "object" && "path" in pem ? pem.path : "inline PEM"
 
-const readPem = (pem: Pem, what: string): Effect.Effect<string, TlsError> => {
+/**
+ * Reads PEM as text (a file is read now); `what` names it in errors.
+ * @category constructors
+ */
+export const readPem = (pem: Pem, what: string): Effect.Effect<string, TlsError> => {
   if (typeof pem === "string") return Effect.succeed(pem)
   if (pem instanceof Uint8Array) return Effect.succeed(Buffer.from(pem.buffer, pem.byteOffset, pem.byteLength).toString("latin1"))
   return Effect.try({

@@ -283,7 +283,7 @@ describe("Tls", () => {
     it.live("ALPN: the offered protocol is chosen; a client offering none of ours is refused", () =>
       Effect.gen(function*() {
         const certs = yield* Certificates.make
-        const tls = yield* Tls.make({ key: certs.server.key, cert: certs.server.cert, alpn: Tls.alpnHttp1 })
+        const tls = yield* Tls.make({ key: certs.server.key, cert: certs.server.cert, alpn: ["http/1.1"] })
         const server = yield* TlsPeers.startServer(Transport.tcp(), tls, Strategy.layerFiber(), EchoServer.streamHandler)
         const target = Loopback.targetOf(server.address)
         const reply = yield* Effect.promise(() =>
