@@ -20,6 +20,9 @@ export interface Issued {
   readonly serial: string
 }
 
+/** `--tls-cert PATH --tls-key PATH`, as the example servers take a certificate. */
+export const flagsOf = (issued: Issued): ReadonlyArray<string> => ["--tls-cert", issued.certPath, "--tls-key", issued.keyPath]
+
 /** A certificate authority that issues certificates. */
 export interface Authority {
   readonly cert: string
