@@ -1,7 +1,8 @@
 /**
- * HTTPS suite: `examples/web-server.ts` over a TLS listener (`--tls-cert`, `--tls-key`, ALPN http/1.1) against
- * `node:https` (the anchor) answering the same `200 text/plain "Hello from Epoll Server"`, with the same
- * certificate: ECDSA P-256, issued at run time by a throwaway CA (`test/utils/certificates.ts`).
+ * HTTPS suite: `examples/web-server.ts` over a TLS listener (`--tls-cert`, `--tls-key`, ALPN http/1.1), under
+ * fiber and with a fork pool of one child (which does the handshakes itself), against `node:https` (the anchor)
+ * answering the same `200 text/plain "Hello from Epoll Server"` with the same certificate: ECDSA P-256, issued
+ * at run time by a throwaway CA (`test/utils/certificates.ts`).
  *
  *   keep-alive   wrk -t1 -c50 https://...      requests over established TLS connections
  *   handshakes   bench/load/tlsHandshakeLoad   a new TLS connection (full handshake) per request, 16 at a time
@@ -16,19 +17,20 @@ import { rmSync } from "node:fs"
 import { makeUnsafe as makeCertificates } from "../../test/utils/certificates.ts"
 import { bestRunsTable } from "../lib/bestRunsTable.ts"
 import { track } from "../lib/children.ts"
-import { readCpuMs } from "../lib/procStat.ts"
+import { processTree, readCpuMs } from "../lib/procStat.ts"
 import { waitForQuietMachine } from "../lib/quiet.ts"
 import { bestRun, measureRounds, targetSummary } from "../lib/rounds.ts"
 import type { TargetOutcome, Unavailable } from "../lib/rounds.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
-import { childEnv, nodeBin, ourProgram, pinned, repoRoot } from "../lib/system.ts"
+import { childEnv, nodeBin, pinned, repoRoot } from "../lib/system.ts"
 import { num, pct, ratio } from "../lib/table.ts"
 import type { Align } from "../lib/table.ts"
-import { anchorTarget, BENCH_HOST, startTarget } from "../lib/target.ts"
+import { anchorTarget, startTarget } from "../lib/target.ts"
 import type { TargetSpec } from "../lib/target.ts"
 import { chooseTiming } from "../lib/timing.ts"
 import type { TlsHandshakeLoadResult } from "../load/tlsHandshakeLoad.ts"
 import { ensureWrk, parseWrk, runWrk } from "../lib/wrk.ts"
+import { webServerTarget } from "./http.ts"
 
 const START_TIMEOUT_MS = 30_000
 const CONNECTIONS = 50
@@ -44,15 +46,20 @@ interface Timing {
 const FULL: Timing = { rounds: 2, warmupSec: 1, windowSec: 5, quietWaitMs: 3000 }
 const QUICK: Timing = { rounds: 1, warmupSec: 1, windowSec: 2, quietWaitMs: 1000 }
 
+const ours = (strategy: "fiber" | "fork", tlsFlags: ReadonlyArray<string>): TargetSpec =>
+  webServerTarget(
+    `netkit-https-${strategy}`,
+    `effect-netkit web-server, TLS (${strategy === "fiber" ? "fiber" : "fork x1"})`,
+    strategy,
+    1,
+    ...tlsFlags
+  )
+
 const targetsFor = (tlsFlags: ReadonlyArray<string>): ReadonlyArray<TargetSpec> => [
   anchorTarget("node-https", "node:https (anchor)", "bench/anchors/httpNode.ts", ...tlsFlags),
-  {
-    id: "netkit-https-fiber",
-    label: "effect-netkit web-server, TLS (fiber)",
-    role: "ours",
-    argv: ourProgram("examples/web-server.ts", "--strategy", "fiber", ...tlsFlags, "--host", BENCH_HOST, "--port", "0"),
-    requiredFile: "examples/web-server.ts"
-  }
+  ours("fiber", tlsFlags),
+  // one child: the same core as the others, so the row shows what passing sockets to a child costs
+  ours("fork", tlsFlags)
 ]
 
 /** What one measured window gave, whatever generated the load. */
@@ -179,7 +186,9 @@ const runOnce = async (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, 
   }
   const target = started.target
   try {
-    const measured = await scenario.measure(ctx, `https://${target.host}:${target.port}/`, target.pids, timing)
+    // A fork child starts once the server has announced its address: count its CPU too.
+    const pids = await processTreeOf(target.pid, outcome.spec.id.endsWith("-fork") ? 2 : 1)
+    const measured = await scenario.measure(ctx, `https://${target.host}:${target.port}/`, pids, timing)
     if (target.exited()) throw new Error(`server exited during the run: ${target.tail()}`)
     const windowMs = measured.seconds * 1000
     const run: OkRun = {
@@ -203,6 +212,17 @@ const runOnce = async (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, 
   } finally {
     await target.stop()
   }
+}
+
+/** The process tree of `pid` once it has `size` processes (at most 10 s later). */
+const processTreeOf = async (pid: number, size: number): Promise<ReadonlyArray<number>> => {
+  const deadline = Date.now() + 10_000
+  let tree = processTree(pid)
+  while (tree.length < size && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    tree = processTree(pid)
+  }
+  return tree
 }
 
 const best = (outcome: Outcome): OkRun | undefined => bestRun(outcome, (run) => run.rate)

@@ -168,7 +168,7 @@ const makeListener = Effect.fnUntraced(function*(
         if (handshake === undefined) raw.destroy()
         else handshake.destroy()
       })
-    }, raw)
+    }, raw, tls)
     if (!Queue.offerUnsafe(queue, incoming)) {
       dropped++
       raw.destroy()

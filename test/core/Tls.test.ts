@@ -1,13 +1,16 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Metric, References } from "effect"
+import { Context, Effect, Fiber, Layer, Logger, Metric, References } from "effect"
 import type { NetAddress } from "effect/net"
 import { Buffer } from "node:buffer"
 import * as Fs from "node:fs"
+import * as ForkStrategy from "../../src/core/ForkStrategy.ts"
 import * as Metrics from "../../src/core/Metrics.ts"
+import * as Server from "../../src/core/Server.ts"
 import * as Strategy from "../../src/core/Strategy.ts"
 import * as StreamListener from "../../src/core/StreamListener.ts"
 import * as Tls from "../../src/core/Tls.ts"
 import * as Transport from "../../src/core/Transport.ts"
+import * as WorkerStrategy from "../../src/core/WorkerStrategy.ts"
 import * as EchoServer from "../../src/servers/echo/EchoServer.ts"
 import * as Certificates from "../utils/certificates.ts"
 import * as Loopback from "../utils/loopback.ts"
@@ -26,6 +29,19 @@ const captureLogs = () => {
   )
   return { lines, layer }
 }
+
+/** Polls `probe` (every 20 ms, at most 5 s) until it returns a value: for what arrives over IPC after the fact. */
+const waitUntil = <A>(probe: () => A | undefined): Promise<A> =>
+  new Promise((resolve, reject) => {
+    const deadline = Date.now() + 5_000
+    const check = () => {
+      const value = probe()
+      if (value !== undefined) return resolve(value)
+      if (Date.now() > deadline) return reject(new Error("condition not met in time"))
+      setTimeout(check, 20)
+    }
+    check()
+  })
 
 describe("Tls", () => {
   describe("make", () => {
@@ -356,5 +372,107 @@ describe("Tls", () => {
         assert.strictEqual(echoed.toString(), "ping")
         yield* Effect.promise(() => TlsPeers.closedByServer(socket))
       }))
+  })
+
+  describe("fork and worker: the member does the handshake", () => {
+    const remote = [
+      ["fork pool", () => ForkStrategy.layerPool({ size: 2 })],
+      ["fork per connection", () => ForkStrategy.layerPerConnection({ maxChildren: 4 })],
+      ["worker pool", () => WorkerStrategy.layer({ size: 2 })]
+    ] as const
+    for (const [name, strategy] of remote) {
+      for (const [transportName, transport] of [
+        ["tcp", () => Transport.tcp()],
+        ["unix", () => Transport.unix({ path: Loopback.tempSocketPath("tls-remote") })]
+      ] as const) {
+        it.live(`${name} (${transportName}): echo over TLS, 2 clients x 4 MiB byte-exact; a plain-text client is closed`, () =>
+          Effect.gen(function*() {
+            const certs = yield* Certificates.make
+            const tls = yield* Tls.make({ key: certs.server.key, cert: certs.server.cert })
+            const server = yield* TlsPeers.startServer(transport(), tls, strategy(), EchoServer.streamHandler)
+            const target = Loopback.targetOf(server.address)
+            const payloads = [Loopback.bytes(4 * 1024 * 1024, 41), Loopback.bytes(4 * 1024 * 1024, 42)]
+            const replies = yield* Effect.promise(() =>
+              Promise.all(payloads.map((p) => TlsPeers.exchange(target, p, { ca: certs.ca.cert }, 60_000)))
+            )
+            replies.forEach((reply, i) => assert.isTrue(Buffer.from(payloads[i]!).equals(reply.data), `client ${i}`))
+            assert.strictEqual(replies[0]!.serial, certs.server.serial)
+            const plain = yield* Effect.promise(() => Loopback.connect(target))
+            plain.write("PING\r\n")
+            const answer = yield* Effect.promise(() => TlsPeers.closedByServer(plain))
+            assert.isTrue(answer.length === 0 || answer[0] === 21, `unexpected bytes ${answer.toString("hex")}`)
+            const after = yield* Effect.promise(() => TlsPeers.exchange(target, "after", { ca: certs.ca.cert }))
+            assert.strictEqual(after.data.toString(), "after")
+          }), 90_000)
+      }
+    }
+
+    for (const [name, strategy] of [remote[0], remote[2]] as const) {
+      it.live(`${name}: connections after a reload get the new certificate from the members; a stalled handshake is cut there`, () =>
+        Effect.gen(function*() {
+          const logs = captureLogs()
+          const certs = yield* Certificates.make
+          const tls = yield* Tls.make({ key: certs.server.key, cert: certs.server.cert, handshakeTimeout: "300 millis" })
+          const server = yield* TlsPeers.startServer(Transport.tcp(), tls, strategy(), EchoServer.streamHandler).pipe(
+            Effect.provide(logs.layer)
+          )
+          const target = Loopback.targetOf(server.address)
+          const serials = (count: number) =>
+            Effect.promise(() =>
+              Promise.all(Array.from({ length: count }, (_, i) => TlsPeers.exchange(target, `c${i}`, { ca: certs.ca.cert })))
+            ).pipe(Effect.map((replies) => new Set(replies.map((reply) => reply.serial))))
+          // several connections, so that both members serve some
+          assert.deepStrictEqual(yield* serials(6), new Set([certs.server.serial]))
+          const open = yield* Effect.promise(() => TlsPeers.connect(target, { ca: certs.ca.cert }))
+          yield* tls.reload({ key: certs.renewed.key, cert: certs.renewed.cert })
+          assert.deepStrictEqual(yield* serials(6), new Set([certs.renewed.serial]))
+          open.write("old session")
+          const echoed = yield* Effect.promise(() => Loopback.readExactly(open, "old session".length))
+          assert.strictEqual(echoed.toString(), "old session")
+          open.destroy()
+          const silent = yield* Effect.promise(() => Loopback.connect(target))
+          yield* Effect.promise(() => TlsPeers.closedByServer(silent))
+          // logged once, by the member, and forwarded to the server's log under the member's id
+          const timeouts = yield* Effect.promise(() =>
+            waitUntil(() => {
+              const found = logs.lines.filter((line) => line.annotations.reason === "Timeout")
+              return found.length > 0 ? found : undefined
+            })
+          )
+          assert.strictEqual(timeouts.length, 1)
+          assert.strictEqual(timeouts[0]!.level, "Info")
+          assert.isTrue("pid" in timeouts[0]!.annotations || "threadId" in timeouts[0]!.annotations)
+        }), 60_000)
+    }
+
+    it.live("SNI by host name works in a member; an sniCallback is refused with a clear error", () =>
+      Effect.gen(function*() {
+        const certs = yield* Certificates.make
+        const a = certs.ca.issue("a", { hosts: ["a.test"] })
+        const byName = yield* Tls.make({ key: certs.server.key, cert: certs.server.cert, sni: { "a.test": { key: a.key, cert: a.cert } } })
+        const server = yield* TlsPeers.startServer(Transport.tcp(), byName, ForkStrategy.layerPool({ size: 1 }), EchoServer.streamHandler)
+        const reply = yield* Effect.promise(() =>
+          TlsPeers.exchange(Loopback.targetOf(server.address), "sni", { ca: certs.ca.cert, servername: "a.test" })
+        )
+        assert.strictEqual(reply.serial, a.serial)
+
+        const withCallback = yield* Tls.make({ key: certs.server.key, cert: certs.server.cert, sniCallback: () => Effect.undefined })
+        const context = yield* Layer.build(
+          Server.layer().pipe(Layer.provide([
+            StreamListener.layer(Transport.tcp(), { tls: withCallback }),
+            WorkerStrategy.layer({ size: 1 })
+          ]))
+        )
+        const refusing = Context.get(context, Server.Server)
+        const serving = yield* Effect.forkChild(refusing.serve(EchoServer.streamHandler), { startImmediately: true })
+        const client = yield* Effect.promise(() =>
+          TlsPeers.connect(Loopback.targetOf(refusing.address), { ca: certs.ca.cert }).then(() => "connected", () => "refused")
+        )
+        assert.strictEqual(client, "refused")
+        const error = yield* Fiber.join(serving).pipe(Effect.flip)
+        assert.strictEqual(error.reason, "StrategyFailed")
+        assert.include(error.message, "sniCallback")
+        assert.include(error.message, "`sni`")
+      }), 60_000)
   })
 })

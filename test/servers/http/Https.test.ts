@@ -3,9 +3,11 @@ import { Effect } from "effect"
 import type { Layer } from "effect"
 import type { NetAddress } from "effect/net"
 import * as Https from "node:https"
+import * as ForkStrategy from "../../../src/core/ForkStrategy.ts"
 import * as Strategy from "../../../src/core/Strategy.ts"
 import * as Tls from "../../../src/core/Tls.ts"
 import * as Transport from "../../../src/core/Transport.ts"
+import * as WorkerStrategy from "../../../src/core/WorkerStrategy.ts"
 import * as HttpServer from "../../../src/servers/http/HttpServer.ts"
 import * as Apps from "../../fixtures/httpApps.ts"
 import * as Certificates from "../../utils/certificates.ts"
@@ -15,7 +17,9 @@ const portOf = (address: NetAddress.SocketAddress) => (address as NetAddress.Ine
 
 const strategies: ReadonlyArray<readonly [string, () => Layer.Layer<Strategy.Strategy>]> = [
   ["fiber", () => Strategy.layerFiber()],
-  ["sequential", () => Strategy.layerSequential]
+  ["sequential", () => Strategy.layerSequential],
+  ["fork pool", () => ForkStrategy.layerPool({ size: 2 })],
+  ["worker pool", () => WorkerStrategy.layer({ size: 2 })]
 ]
 
 /** `curl` with a bounded run time; `-w` prints status, connections opened and HTTP version per URL. */
