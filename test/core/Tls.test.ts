@@ -359,6 +359,24 @@ describe("Tls", () => {
   })
 
   describe("connections", () => {
+    it.live("handleOne secures and serves one TLS connection", () =>
+      Effect.gen(function*() {
+        const certs = yield* Certificates.make
+        const tls = yield* Tls.make({ key: certs.server.key, cert: certs.server.cert })
+        const context = yield* Layer.build(
+          Server.layer().pipe(Layer.provide([StreamListener.layer(Transport.tcp(), { tls }), Strategy.layerSequential]))
+        )
+        const server = Context.get(context, Server.Server)
+        const reply = Effect.promise(() =>
+          TlsPeers.exchange(Loopback.targetOf(server.address), "just one", { ca: certs.ca.cert })
+        )
+        const [result, echoed] = yield* Effect.all([server.handleOne(EchoServer.streamHandler), reply], {
+          concurrency: 2
+        })
+        assert.strictEqual(result._tag, "Handled")
+        assert.strictEqual(echoed.data.toString(), "just one")
+      }))
+
     it.live("the idle timeout closes an idle TLS connection", () =>
       Effect.gen(function*() {
         const certs = yield* Certificates.make
