@@ -17,6 +17,7 @@ import { rmSync } from "node:fs"
 import { makeUnsafe as makeCertificates } from "../../test/utils/certificates.ts"
 import { bestRunsTable } from "../lib/bestRunsTable.ts"
 import { track } from "../lib/children.ts"
+import { SATURATED_PCT } from "../lib/notes.ts"
 import { processTree, readCpuMs } from "../lib/procStat.ts"
 import { waitForQuietMachine } from "../lib/quiet.ts"
 import { bestRun, measureRounds, targetSummary } from "../lib/rounds.ts"
@@ -288,6 +289,15 @@ export const httpsSuite: Suite = {
         )
         ctx.print("")
         ctx.print(table(scenario, outcomes))
+        const saturated = outcomes.flatMap((outcome) => outcome.runs).some((run) =>
+          run.ok && (run.measured.loadCpuPct ?? 0) >= SATURATED_PCT
+        )
+        if (saturated) {
+          ctx.print(
+            `note: the load generator used ${SATURATED_PCT}% or more of its core: the ${scenario.unit} rates are capped ` +
+              `by it; compare CPU µs/${scenario.unit}`
+          )
+        }
         results.push({
           id: scenario.id,
           title: scenario.title,
