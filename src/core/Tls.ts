@@ -107,9 +107,7 @@ export const Settings = Schema.Struct({
   sni: Schema.Record(Schema.String, KeyPairPem),
   alpn: Schema.Array(Schema.String),
   minVersion: Schema.Literals(["TLSv1.2", "TLSv1.3"]),
-  handshakeTimeoutMillis: Schema.Number,
-  /** Whether an in-process `sniCallback` completes `sni` (it is not part of the data). */
-  sniCallback: Schema.Boolean
+  handshakeTimeoutMillis: Schema.Number
 })
 
 /** @category models */
@@ -276,10 +274,11 @@ const settingsOf = (options: Options, update: Reload | undefined): Effect.Effect
       sni,
       alpn: [...(options.alpn ?? [])],
       minVersion,
-      handshakeTimeoutMillis: timeout,
-      sniCallback: options.sniCallback !== undefined
+      handshakeTimeoutMillis: timeout
     } satisfies Settings
   })
+
+const definedOf = (update: Reload): Reload => Object.fromEntries(Object.entries(update).filter(([, v]) => v !== undefined))
 
 /**
  * Reads and checks the credentials (a bad key, certificate or path fails here, not at the first
@@ -305,8 +304,6 @@ export const make = (options: Options): Effect.Effect<Config, TlsError> =>
         })
     } satisfies Config
   })
-
-const definedOf = (update: Reload): Reload => Object.fromEntries(Object.entries(update).filter(([, v]) => v !== undefined))
 
 /**
  * Options or a config, as a listener takes them, turned into a config.
