@@ -23,9 +23,18 @@ import { echoSuite } from "./suites/echo.ts"
 import { strategiesSuite } from "./suites/strategies.ts"
 import { effectHttpSuite } from "./suites/effectHttp.ts"
 import { httpSuite } from "./suites/http.ts"
+import { httpsSuite } from "./suites/https.ts"
 
 /** Registry: each suite lives in its own file under bench/suites/. */
-const suites: ReadonlyArray<Suite> = [echoSuite, strategiesSuite, chatSuite, httpSuite, effectHttpSuite, connectionsSuite]
+const suites: ReadonlyArray<Suite> = [
+  echoSuite,
+  strategiesSuite,
+  chatSuite,
+  httpSuite,
+  httpsSuite,
+  effectHttpSuite,
+  connectionsSuite
+]
 
 const usage = `usage: npm run bench -- [suite ...] [--quick] [--rounds N] [--list]
 suites: ${suites.map((suite) => suite.name).join(", ")}`

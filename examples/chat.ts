@@ -5,6 +5,8 @@
  *   npx tsx examples/chat.ts --name server --port 9090            # stops on Ctrl-C, SIGTERM or a line on its stdin
  *   npx tsx examples/chat.ts --name server --hub redis --redis-url redis://127.0.0.1:6379
  *   npx tsx examples/chat.ts --name alice --port 9090             # prompt `[alice@127.0.0.1]> `, a line = a say
+ *   npx tsx examples/chat.ts --name server --tls-cert cert.pem --tls-key key.pem   # TLS; SIGHUP reloads them
+ *   npx tsx examples/chat.ts --name alice --host localhost --tls-ca ca.pem          # a client that speaks TLS
  *
  * The server prints `listening on HOST:PORT` (or the path) once ready. The client prints what arrives as it
  * arrives (`#[bob@127.0.0.1]>> hi`, `(Connected: bob@127.0.0.1, 2 online)`, `(Now hung up: ...)`) and says so
@@ -22,6 +24,7 @@ import * as ChatClient from "../src/servers/chat/ChatClient.ts"
 import * as ChatHub from "../src/servers/chat/ChatHub.ts"
 import * as ChatServer from "../src/servers/chat/ChatServer.ts"
 import * as Cli from "./internal/Cli.ts"
+import * as TlsFlags from "./internal/TlsFlags.ts"
 
 const flags = {
   name: Cli.requiredString("name", { description: "`server` runs the server, any other name joins as a client" }),
@@ -32,7 +35,11 @@ const flags = {
     default: "memory",
     description: "the server's room: in this process, or shared over Redis"
   }),
-  redisUrl: Cli.string("redis-url", { default: "redis://127.0.0.1:6379", description: "Redis for --hub redis" })
+  redisUrl: Cli.string("redis-url", { default: "redis://127.0.0.1:6379", description: "Redis for --hub redis" }),
+  ...TlsFlags.flags,
+  tlsCa: Cli.optionalString("tls-ca", {
+    description: "a client connects over TLS, trusting this CA certificate (PEM file) for the server's"
+  })
 }
 
 // Lines typed on stdin; the stream ends when stdin closes.
@@ -58,11 +65,14 @@ const runServer = (args: {
   readonly path: string | undefined
   readonly hub: "memory" | "redis"
   readonly redisUrl: string
-}) => {
+  readonly tlsCert: string | undefined
+  readonly tlsKey: string | undefined
+}) => Effect.gen(function*() {
   const transport = args.path !== undefined
     ? Transport.unix({ path: args.path })
     : Transport.tcp({ host: args.host, port: args.port })
-  const ServerLive = Server.layer().pipe(Layer.provide([StreamListener.layer(transport), Strategy.layerFiber()]))
+  const tls = yield* TlsFlags.serverTls(args)
+  const ServerLive = Server.layer().pipe(Layer.provide([StreamListener.layer(transport, { tls }), Strategy.layerFiber()]))
   const hub = args.hub === "redis" ? ChatHub.layerRedis({ url: args.redisUrl }) : ChatHub.layerMemory
   const RoomLive = ChatServer.layer().pipe(Layer.provide(hub))
   // A line on stdin stops the server as a signal does; a closed stdin (e.g. run in the background) does not.
@@ -71,11 +81,11 @@ const runServer = (args: {
     (line) => line._tag === "None" ? Effect.never : Effect.void
   )
   // Every session sees the graceful shutdown (`Server.Shutdown`) and tells its client `shutdown`.
-  return Server.serve(ChatServer.handler, { onListening: Main.printListening }).pipe(
+  return yield* Server.serve(ChatServer.handler, { onListening: Main.printListening }).pipe(
     Effect.raceFirst(lineOnStdin),
     Effect.provide([ServerLive, RoomLive])
   )
-}
+}).pipe(Effect.scoped)
 
 const render = (message: ChatMessage.ServerMessage): string => {
   switch (message.type) {
@@ -94,10 +104,19 @@ const render = (message: ChatMessage.ServerMessage): string => {
   }
 }
 
-const runClient = (args: { readonly name: string; readonly host: string; readonly port: number; readonly path: string | undefined }) =>
+const runClient = (args: {
+  readonly name: string
+  readonly host: string
+  readonly port: number
+  readonly path: string | undefined
+  readonly tlsCa: string | undefined
+}) =>
   Effect.gen(function*() {
+    const tls = args.tlsCa === undefined ? undefined : { ca: { path: args.tlsCa } }
     const client = yield* ChatClient.connect(
-      args.path !== undefined ? { path: args.path, name: args.name } : { host: args.host, port: args.port, name: args.name }
+      args.path !== undefined
+        ? { path: args.path, name: args.name, tls }
+        : { host: args.host, port: args.port, name: args.name, tls }
     )
     const prompt = `[${client.identity}]> `
     const tty = process.stdout.isTTY === true
@@ -146,7 +165,7 @@ const chat = Cli.run(
   (args) =>
     Effect.gen(function*() {
       if (args.name === "server") return yield* runServer(args)
-      return yield* Effect.scoped(runClient({ name: args.name, host: args.host, port: args.port, path: args.path }))
+      return yield* Effect.scoped(runClient(args))
     })
 )
 

@@ -77,7 +77,7 @@ export const parseWrk = (text: string): WrkResult | string => {
 }
 
 /** wrk on PATH, installing the Debian package (non-interactively) when it is missing. */
-const ensureWrk = (print: (text: string) => void): string | undefined => {
+export const ensureWrk = (print: (text: string) => void): string | undefined => {
   const has = () => spawnSync("wrk", ["--version"], { stdio: "ignore" }).error === undefined
   if (has()) return undefined
   print("  wrk not found: apt-get install -y wrk")
@@ -90,7 +90,8 @@ const ensureWrk = (print: (text: string) => void): string | undefined => {
   return has() ? undefined : "wrk is not installed and apt-get install -y wrk failed"
 }
 
-const runWrk = (
+/** Runs wrk pinned to the load core; resolves with its report, or why it failed. */
+export const runWrk = (
   ctx: SuiteContext,
   args: ReadonlyArray<string>,
   timeoutMs: number

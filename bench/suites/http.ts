@@ -20,9 +20,16 @@ import { wrkSuite } from "../lib/wrk.ts"
 const CONNECTIONS = 50
 const PIPELINE_DEPTH = 16
 
-const ours = (strategy: "fiber" | "worker", workers: number): TargetSpec => ({
-  id: `netkit-http-${strategy}`,
-  label: strategy === "fiber" ? "effect-netkit web-server (fiber)" : `effect-netkit web-server (worker x${workers})`,
+/** `examples/web-server.ts` as a target: `strategy` with `workers` members, plus `extra` flags (TLS, say). */
+export const webServerTarget = (
+  id: string,
+  label: string,
+  strategy: "fiber" | "fork" | "worker",
+  workers: number,
+  ...extra: ReadonlyArray<string>
+): TargetSpec => ({
+  id,
+  label,
   role: "ours",
   argv: ourProgram(
     "examples/web-server.ts",
@@ -30,6 +37,7 @@ const ours = (strategy: "fiber" | "worker", workers: number): TargetSpec => ({
     strategy,
     "--workers",
     String(workers),
+    ...extra,
     "--host",
     BENCH_HOST,
     "--port",
@@ -37,6 +45,14 @@ const ours = (strategy: "fiber" | "worker", workers: number): TargetSpec => ({
   ),
   requiredFile: "examples/web-server.ts"
 })
+
+const ours = (strategy: "fiber" | "worker", workers: number): TargetSpec =>
+  webServerTarget(
+    `netkit-http-${strategy}`,
+    strategy === "fiber" ? "effect-netkit web-server (fiber)" : `effect-netkit web-server (worker x${workers})`,
+    strategy,
+    workers
+  )
 
 const nodeHttp = anchorTarget("node-http", "node:http (anchor)", "bench/anchors/httpNode.ts")
 const targets: ReadonlyArray<TargetSpec> = [

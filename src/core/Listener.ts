@@ -39,6 +39,15 @@ export interface IncomingConnection {
   readonly peer: string
   /** Opens the connection for reading and writing here; closing the scope closes the connection. */
   readonly open: (options?: OpenOptions) => Effect.Effect<Connection.Connection, Connection.ConnectionError, Scope.Scope>
+  /**
+   * What must finish before the connection can be opened here (a TLS handshake), or `undefined`
+   * when nothing must. It starts at most once and `open` waits for it, starting it if need be.
+   * Strategies that serve connections in this process start it early, for many connections at
+   * once (`Strategy.prepared`), so that a peer that stalls it holds up no other; one that serves
+   * the connection in another process leaves it to that process. A failure has been logged and
+   * has closed the connection.
+   */
+  readonly prepare?: Effect.Effect<void, Connection.ConnectionError> | undefined
   /** Closes the connection without serving it (verification failed, shutdown). */
   readonly reject: Effect.Effect<void>
 }

@@ -1,6 +1,6 @@
 /**
  * The server's Effect metrics: accepted, active and rejected connections, datagrams, bytes in and
- * out, handler failures. Every metric carries a `transport` attribute.
+ * out, handler failures, TLS handshakes. Every metric carries a `transport` attribute.
  *
  * Byte counters are updated once per connection, when it closes, from the socket's own counters,
  * so the hot read/write path pays nothing for them.
@@ -38,6 +38,17 @@ export const handlerFailures = Metric.counter("netkit_handler_failures_total", {
   incremental: true
 })
 
+/** @category metrics */
+export const tlsHandshakes = Metric.counter("netkit_tls_handshakes_total", {
+  description: "TLS handshakes completed",
+  incremental: true
+})
+/** @category metrics */
+export const tlsHandshakeFailures = Metric.counter("netkit_tls_handshake_failures_total", {
+  description: "TLS handshakes that failed or timed out, by `reason` (NotTls, PeerClosed, Timeout, PeerRefused, ...)",
+  incremental: true
+})
+
 interface Tagged {
   readonly accepted: typeof connectionsAccepted
   readonly rejected: typeof connectionsRejected
@@ -46,6 +57,7 @@ interface Tagged {
   readonly bytesIn: typeof bytesIn
   readonly bytesOut: typeof bytesOut
   readonly failures: typeof handlerFailures
+  readonly handshakes: typeof tlsHandshakes
 }
 // Attributed metrics are built once per transport, not per update.
 const byTransport = new Map<string, Tagged>()
@@ -60,7 +72,8 @@ const tagged = (transport: string): Tagged => {
       datagrams: Metric.withAttributes(datagramsReceived, attributes),
       bytesIn: Metric.withAttributes(bytesIn, attributes),
       bytesOut: Metric.withAttributes(bytesOut, attributes),
-      failures: Metric.withAttributes(handlerFailures, attributes)
+      failures: Metric.withAttributes(handlerFailures, attributes),
+      handshakes: Metric.withAttributes(tlsHandshakes, attributes)
     }
     byTransport.set(transport, metrics)
   }
@@ -87,3 +100,8 @@ export const connectionClosed = (transport: string, read: number, written: numbe
   ], { discard: true })
 /** @category updates */
 export const handlerFailed = (transport: string) => Metric.update(tagged(transport).failures, 1)
+/** @category updates */
+export const tlsHandshakeCompleted = (transport: string) => Metric.update(tagged(transport).handshakes, 1)
+/** @category updates */
+export const tlsHandshakeFailed = (transport: string, reason: string) =>
+  Metric.update(Metric.withAttributes(tlsHandshakeFailures, { transport, reason }), 1)

@@ -17,8 +17,9 @@
  *
  * @since 0.1.0
  */
-import type { Cause } from "effect"
-import { Context, Effect, FiberSet, Layer, Schema, Semaphore, Stream } from "effect"
+import type { Cause, Scope } from "effect"
+import { Context, Effect, FiberSet, Layer, Queue, Schema, Semaphore, Stream } from "effect"
+import type * as Connection from "./Connection.ts"
 import type * as Handler from "./Handler.ts"
 import type * as Listener from "./Listener.ts"
 
@@ -78,13 +79,62 @@ export class Strategy extends Context.Service<Strategy, {
 }>()("effect-netkit/core/Strategy") {}
 
 /**
+ * Connections whose `prepare` (a TLS handshake) may run at once, ahead of the jobs being run.
+ * @category constants
+ */
+export const defaultMaxPreparing = 1024
+
+/**
+ * Runs each connection's `prepare` (see `Listener.IncomingConnection`) ahead of the strategy, up to
+ * `maxPreparing` at once, and yields jobs in the order they become ready, so that a peer that stalls
+ * its TLS handshake holds up no other. A job whose preparation failed is completed as aborted (the
+ * listener has logged why and closed the connection) and not yielded; one still preparing when the
+ * strategy is interrupted is closed. Jobs with nothing to prepare pass one at a time, as without this:
+ * a plain listener's connections wait in its queue, not here. For strategies that run jobs in this
+ * process one after another or in a bounded number of slots.
+ * @category combinators
+ */
+export const prepared = <R>(jobs: Stream.Stream<Job<R>>, maxPreparing = defaultMaxPreparing): Stream.Stream<Job<R>> =>
+  Stream.unwrap(Effect.gen(function*(): Effect.fn.Return<Stream.Stream<Job<R>>, never, Scope.Scope> {
+    const ready = yield* Queue.bounded<Job<R>, Cause.Done>(1)
+    const slots = yield* Semaphore.make(Math.max(1, maxPreparing))
+    // Closed with the stream: preparations still running are interrupted.
+    const preparing = yield* FiberSet.make<void, never>()
+    const prepareThenOffer = (job: Job<R>, incoming: Listener.IncomingConnection, prepare: Effect.Effect<void, Connection.ConnectionError>) =>
+      prepare.pipe(
+        Effect.matchEffect({
+          onFailure: (error) => job.complete({ _tag: "Aborted", reason: error.message }),
+          onSuccess: () => Queue.offer(ready, job)
+        }),
+        Effect.onInterrupt(() => Effect.andThen(incoming.reject, job.complete({ _tag: "Aborted", reason: "interrupted" }))),
+        Effect.ensuring(Semaphore.release(slots, 1))
+      )
+    yield* Stream.runForEach(jobs, (job): Effect.Effect<unknown> => {
+      const incoming = job.incoming
+      const prepare = incoming._tag === "IncomingConnection" ? incoming.prepare : undefined
+      if (prepare === undefined) return Queue.offer(ready, job)
+      return Effect.andThen(
+        Semaphore.take(slots, 1),
+        FiberSet.run(preparing, prepareThenOffer(job, incoming as Listener.IncomingConnection, prepare))
+      )
+    }).pipe(
+      // The jobs ended (the server stopped accepting): what is being prepared is still served.
+      Effect.andThen(FiberSet.awaitEmpty(preparing)),
+      Effect.andThen(Queue.end(ready)),
+      Effect.forkScoped({ startImmediately: true })
+    )
+    return Stream.fromQueue(ready)
+  }))
+
+/**
  * One job at a time, in the order accepted: the next client waits (accepted, not yet read) until
- * the current one is done. Python's plain `TCPServer`.
+ * the current one is done. Python's plain `TCPServer`. TLS handshakes run ahead, concurrently
+ * (`prepared`): a client is served once its handshake is done, and one that stalls it waits alone.
  * @category layers
  */
 export const layerSequential: Layer.Layer<Strategy> = Layer.succeed(Strategy, Strategy.of({
   name: "sequential",
-  run: (jobs) => Stream.runForEach(jobs, (job) => job.runHere)
+  run: (jobs) => Stream.runForEach(prepared(jobs), (job) => job.runHere)
 }))
 
 /**
@@ -98,7 +148,8 @@ export interface FiberOptions {
 
 /**
  * Each job in its own fiber. Node's event loop multiplexes all of them: the select/poll/epoll
- * server without writing the loop.
+ * server without writing the loop. A TLS handshake runs in the job's fiber, or ahead of taking a
+ * slot when `maxConcurrent` is set.
  * @category constructors
  */
 export const makeFiber = (options?: FiberOptions): Strategy["Service"] => {
@@ -114,7 +165,8 @@ export const makeFiber = (options?: FiberOptions): Strategy["Service"] => {
             Effect.forEach(batch, (job) => FiberSet.run(running, job.runHere), { discard: true }))
         } else {
           const slots = yield* Semaphore.make(Math.max(1, max))
-          yield* Stream.runForEach(jobs, (job) =>
+          // A slot is for a connection that can be served: handshakes happen before it is taken.
+          yield* Stream.runForEach(prepared(jobs), (job) =>
             Effect.andThen(
               Semaphore.take(slots, 1),
               FiberSet.run(running, Effect.ensuring(job.runHere, Semaphore.release(slots, 1)))

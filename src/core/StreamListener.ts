@@ -12,6 +12,10 @@
  * connection limit. Accepted connections are not effect's `NodeSocket` either: `Connection` is
  * implemented over the raw socket (see `internal/nodeConnection.ts` for why).
  *
+ * With `tls`, a connection is handed out before its handshake, which runs when the connection is
+ * prepared or opened in this process, or in the fork child or worker thread that receives the
+ * socket (see `Tls` for why).
+ *
  * @since 0.1.0
  */
 import { Cause, Effect, Layer, Queue, Stream } from "effect"
@@ -20,11 +24,13 @@ import { NetAddress } from "effect/net"
 import * as Net from "node:net"
 import type * as Connection from "./Connection.ts"
 import * as Listener from "./Listener.ts"
+import * as Tls from "./Tls.ts"
 import * as Transport from "./Transport.ts"
 import * as AcceptWatch from "./internal/acceptWatch.ts"
 import * as BindErrors from "./internal/bindError.ts"
 import * as Handoff from "./internal/handoff.ts"
 import * as NodeConnection from "./internal/nodeConnection.ts"
+import * as TlsHandshake from "./internal/tlsHandshake.ts"
 import * as UnixPath from "./internal/unixPath.ts"
 
 /**
@@ -37,6 +43,12 @@ export interface Options {
    * or busy). Past this, new connections are closed at once and counted as dropped. Default `1024`.
    */
   readonly maxPending?: number | undefined
+  /**
+   * Serve TLS: a key and certificate (or certificates by host name), ALPN, minimum version and
+   * handshake timeout, or a `Tls.Config` made with `Tls.make`, to be able to `reload` it later.
+   * Default: plain connections.
+   */
+  readonly tls?: Tls.Options | Tls.Config | undefined
 }
 
 /** @category constants */
@@ -125,10 +137,20 @@ class Accepted implements Listener.IncomingConnection {
   readonly localAddress: NetAddress.SocketAddress
   readonly remoteAddress: NetAddress.InetAddress | undefined
   readonly peer: string
-  /** Until opened (then the connection owns it). */
+  /** Until opened (then the connection owns it), or until its TLS handshake starts (then the handshake does). */
   socket: Net.Socket | undefined
+  /** The listener's TLS config, when it serves TLS. */
+  readonly tls: Tls.Config | undefined
+  /** Made by the first `prepare` or `open` in this process; a member that receives the socket makes its own. */
+  handshake: TlsHandshake.Handshake | undefined = undefined
 
-  constructor(socket: Net.Socket, id: number, transport: "tcp" | "unix", localAddress: NetAddress.SocketAddress) {
+  constructor(
+    socket: Net.Socket,
+    id: number,
+    transport: "tcp" | "unix",
+    localAddress: NetAddress.SocketAddress,
+    tls: Tls.Config | undefined
+  ) {
     const peer = NodeConnection.peerOf(socket, transport)
     this.socket = socket
     this.id = id
@@ -136,6 +158,7 @@ class Accepted implements Listener.IncomingConnection {
     this.localAddress = localAddress
     this.remoteAddress = peer.remoteAddress
     this.peer = peer.peer
+    this.tls = tls
   }
 
   // A getter, so that `open` taken off the object still works; what it returns is made when asked for.
@@ -143,42 +166,91 @@ class Accepted implements Listener.IncomingConnection {
     return (options) => this.openWith(options)
   }
 
+  get prepare(): Listener.IncomingConnection["prepare"] {
+    return this.tls === undefined ? undefined : Effect.asVoid(this.secure)
+  }
+
+  /** The TLS socket once the handshake is done, starting it if need be. */
+  get secure(): Effect.Effect<Net.Socket, Connection.ConnectionError> {
+    return Effect.suspend(() => {
+      if (this.handshake === undefined) {
+        const socket = this.socket
+        if (socket === undefined) return Effect.fail(NodeConnection.closedBeforeOpen)
+        const tls = this.tls!
+        this.socket = undefined
+        this.handshake = TlsHandshake.make(socket, {
+          transport: this.transport,
+          peer: this.peer,
+          settings: () => tls.current,
+          sniCallback: tls.sniCallback
+        })
+      }
+      return this.handshake.secure
+    })
+  }
+
   openWith(options?: Listener.OpenOptions): Effect.Effect<Connection.Connection, Connection.ConnectionError, Scope.Scope> {
+    if (this.tls !== undefined) return Effect.flatMap(this.secure, (socket) => this.openSocket(socket, options))
     return Effect.suspend(() => {
       const socket = this.socket
       if (socket === undefined || socket.destroyed) return Effect.fail(NodeConnection.closedBeforeOpen)
       this.socket = undefined
-      const opened = NodeConnection.open(socket, {
-        id: this.id,
-        transport: this.transport,
-        localAddress: this.localAddress,
-        peer: this,
-        idleTimeout: options?.idleTimeout
-      })
-      // the connection listens for errors now: one listener less on every open socket
-      return Effect.map(opened, (connection) => {
-        socket.off("error", ignore)
-        return connection
-      })
+      return this.openSocket(socket, options)
     })
   }
 
-  // The socket travels with it, for the fork and worker strategies to hand over (see internal/handoff.ts).
+  openSocket(
+    socket: Net.Socket,
+    options: Listener.OpenOptions | undefined
+  ): Effect.Effect<Connection.Connection, Connection.ConnectionError, Scope.Scope> {
+    const opened = NodeConnection.open(socket, {
+      id: this.id,
+      transport: this.transport,
+      localAddress: this.localAddress,
+      peer: this,
+      idleTimeout: options?.idleTimeout
+    })
+    // the connection listens for errors now: one listener less on every open socket
+    return Effect.map(opened, (connection) => {
+      socket.off("error", ignore)
+      return connection
+    })
+  }
+
+  // The socket travels with it, for the fork and worker strategies to hand over (see internal/handoff.ts),
+  // with the TLS config the member secures it with.
   get [Handoff.socketKey](): Net.Socket | undefined {
     return this.socket
   }
 
+  get [Handoff.tlsKey](): Tls.Config | undefined {
+    return this.tls
+  }
+
   get reject(): Effect.Effect<void> {
-    return Effect.sync(() => this.socket?.destroy())
+    return Effect.sync(() => {
+      if (this.handshake !== undefined) this.handshake.destroy()
+      else this.socket?.destroy()
+    })
   }
 }
 
 /**
- * Binds a stream listener in the current scope.
- * @category constructors
+ * How building a listener with options `O` can fail: `BindError`, and `Tls.TlsError` when `O` has
+ * TLS options that are still to be read and checked (a `Tls.Config` has been checked already).
+ * @category models
  */
-export const make = Effect.fnUntraced(function*(transport: Transport.StreamTransport, options?: Options) {
+export type ErrorOf<O> = Listener.BindError | (
+  "tls" extends keyof O ? [Exclude<O["tls" & keyof O], Tls.Config | undefined>] extends [never] ? never : Tls.TlsError
+    : never
+)
+
+const makeListener = Effect.fnUntraced(function*(
+  transport: Transport.StreamTransport,
+  options?: Options
+) {
   const kind = transport._tag === "Unix" ? "unix" : "tcp"
+  const tls = options?.tls === undefined ? undefined : yield* Tls.configOf(options.tls)
   if (transport._tag === "Unix") yield* UnixPath.prepare(transport.path, "stream")
   const queue = yield* Queue.bounded<Listener.IncomingConnection, Cause.Done>(options?.maxPending ?? defaultMaxPending)
   let dropped = 0
@@ -222,7 +294,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport.StreamTrans
     // A peer may reset while it waits in the queue; without a listener that error would crash the process.
     raw.on("error", ignore)
     if (stopped) return raw.destroy()
-    const incoming = new Accepted(raw, ++nextId, kind, address)
+    const incoming = new Accepted(raw, ++nextId, kind, address, tls)
     if (!Queue.offerUnsafe(queue, incoming)) {
       dropped++
       raw.destroy()
@@ -241,20 +313,38 @@ export const make = Effect.fnUntraced(function*(transport: Transport.StreamTrans
 })
 
 /**
+ * Binds a stream listener in the current scope.
+ * @category constructors
+ */
+export const make: <const O extends Options = {}>(
+  transport: Transport.StreamTransport,
+  options?: O
+) => Effect.Effect<Listener.Listener["Service"], ErrorOf<O>, Scope.Scope> =
+  // the same function; only its error type narrows with the options (see ErrorOf)
+  makeListener as any
+
+
+/**
  * A stream listener as a Layer.
  * @category layers
  */
-export const layer = (transport: Transport.StreamTransport, options?: Options): Layer.Layer<Listener.Listener, Listener.BindError> =>
-  Layer.effect(Listener.Listener, make(transport, options))
+export const layer = <const O extends Options = {}>(
+  transport: Transport.StreamTransport,
+  options?: O
+): Layer.Layer<Listener.Listener, ErrorOf<O>> => Layer.effect(Listener.Listener, make(transport, options))
 
 /**
  * A TCP listener. Defaults: host `127.0.0.1`, port `0` (ephemeral), backlog 511, no-delay on.
  * @category layers
  */
-export const layerTcp = (options: Omit<Transport.Tcp, "_tag"> & Options = {}) => layer(Transport.tcp(options), options)
+export const layerTcp = <const O extends Omit<Transport.Tcp, "_tag"> & Options = {}>(
+  options: O = {} as O
+): Layer.Layer<Listener.Listener, ErrorOf<O>> => layer(Transport.tcp(options), options)
 
 /**
  * A Unix-stream listener on `path`.
  * @category layers
  */
-export const layerUnix = (options: Omit<Transport.Unix, "_tag"> & Options) => layer(Transport.unix(options), options)
+export const layerUnix = <const O extends Omit<Transport.Unix, "_tag"> & Options>(
+  options: O
+): Layer.Layer<Listener.Listener, ErrorOf<O>> => layer(Transport.unix(options), options)

@@ -1,8 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
+import * as Path from "node:path"
+import * as Certificates from "../utils/certificates.ts"
 import * as Loopback from "../utils/loopback.ts"
 import * as Processes from "../utils/processes.ts"
+import * as TlsPeers from "../utils/tlsPeers.ts"
 
 const file = "examples/echo-server.ts"
 
@@ -39,6 +43,44 @@ describe("examples/echo-server.ts", () => {
       yield* Effect.promise(() => program.waitFor(new RegExp(`^listening on ${path}$`)))
       const reply = yield* Effect.promise(() => Loopback.exchange({ path }, "unix stream"))
       assert.strictEqual(reply.toString(), "unix stream")
+    }))
+
+  it.live("--tls-cert/--tls-key: serves TLS; SIGHUP reloads the files for new connections", () =>
+    Effect.gen(function*() {
+      const certs = yield* Certificates.make
+      const certPath = Path.join(certs.dir, "live.crt")
+      const keyPath = Path.join(certs.dir, "live.key")
+      Fs.copyFileSync(certs.server.certPath, certPath)
+      Fs.copyFileSync(certs.server.keyPath, keyPath)
+      const program = yield* Processes.start(file, ["--port", "0", "--tls-cert", certPath, "--tls-key", keyPath])
+      const port = Number((yield* Effect.promise(() => program.waitFor(Processes.listeningPort)))[1])
+      const reply = yield* Effect.promise(() => TlsPeers.exchange({ port }, "through tls", { ca: certs.ca.cert }))
+      assert.strictEqual(reply.data.toString(), "through tls")
+      assert.strictEqual(reply.serial, certs.server.serial)
+      Fs.copyFileSync(certs.renewed.certPath, certPath)
+      Fs.copyFileSync(certs.renewed.keyPath, keyPath)
+      program.child.kill("SIGHUP")
+      yield* Effect.promise(() => program.waitForStderr(/TLS certificate reloaded/))
+      const after = yield* Effect.promise(() => TlsPeers.exchange({ port }, "renewed", { ca: certs.ca.cert }))
+      assert.strictEqual(after.serial, certs.renewed.serial)
+      program.child.kill("SIGTERM")
+      assert.strictEqual(yield* Effect.promise(() => program.exited), 0)
+    }))
+
+  it.live("--tls-cert without --tls-key, or with UDP, or a missing file: a one-line error", () =>
+    Effect.gen(function*() {
+      const certs = yield* Certificates.make
+      yield* Processes.expectOneLineError(file, ["--tls-cert", certs.server.certPath], "--tls-key: required with --tls-cert")
+      yield* Processes.expectOneLineError(
+        file,
+        ["--transport", "udp", ...Certificates.flagsOf(certs.server)],
+        "TLS needs --transport tcp or unix"
+      )
+      yield* Processes.expectOneLineError(
+        file,
+        ["--tls-cert", certs.server.certPath, "--tls-key", `${certs.dir}/missing.key`],
+        "missing.key"
+      )
     }))
 
   for (const [args, expected] of [

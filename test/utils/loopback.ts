@@ -37,8 +37,11 @@ const connectOptions = (target: Target): Net.NetConnectOpts =>
 
 /** Connects, sends `payload`, half-closes, and collects everything until the server closes. */
 export const exchange = (target: Target, payload: Uint8Array | string, timeoutMs = 20_000): Promise<Buffer> =>
+  sendAndCollect(Net.connect(connectOptions(target)), payload, timeoutMs)
+
+/** Sends `payload` on `socket`, half-closes, and collects everything until the server closes. */
+export const sendAndCollect = (socket: Net.Socket, payload: Uint8Array | string, timeoutMs = 20_000): Promise<Buffer> =>
   new Promise((resolve, reject) => {
-    const socket = Net.connect(connectOptions(target))
     const chunks: Array<Buffer> = []
     const timer = setTimeout(() => {
       socket.destroy()
@@ -59,13 +62,16 @@ export const exchange = (target: Target, payload: Uint8Array | string, timeoutMs
 
 /** Opens a connection and resolves once connected. */
 export const connect = (target: Target, timeoutMs = 10_000): Promise<Net.Socket> =>
+  opened(Net.connect(connectOptions(target)), "connect", timeoutMs)
+
+/** Resolves with `socket` once it emits `event` (`connect`, `secureConnect`); rejects on an error or after `timeoutMs`. */
+export const opened = <S extends Net.Socket>(socket: S, event: string, timeoutMs = 10_000): Promise<S> =>
   new Promise((resolve, reject) => {
-    const socket = Net.connect(connectOptions(target))
     const timer = setTimeout(() => {
       socket.destroy()
-      reject(new Error("connect timed out"))
+      reject(new Error(`${event} timed out`))
     }, timeoutMs)
-    socket.once("connect", () => {
+    socket.once(event, () => {
       clearTimeout(timer)
       resolve(socket)
     })

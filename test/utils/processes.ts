@@ -20,6 +20,8 @@ export interface Program {
   readonly stderr: Array<string>
   /** Resolves with the first stdout line matching `pattern`. */
   readonly waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>
+  /** Resolves with the first stderr line matching `pattern` (log lines go there). */
+  readonly waitForStderr: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>
   /** Resolves with the exit code (or signal name). */
   readonly exited: Promise<number | string>
   /** Sends `signal` to the program, or to its whole process group (as a terminal's Ctrl-C) if started with `group`. */
@@ -78,10 +80,10 @@ export const start = (
           resolve(code ?? signal ?? "unknown")
         })
       )
-      const waitFor = (pattern: RegExp, timeoutMs = 30_000) =>
+      const waitIn = (lines: Array<string>) => (pattern: RegExp, timeoutMs = 30_000) =>
         new Promise<RegExpMatchArray>((resolve, reject) => {
           const check = () => {
-            for (const line of stdout) {
+            for (const line of lines) {
               const match = line.match(pattern)
               if (match) {
                 cleanup()
@@ -104,7 +106,7 @@ export const start = (
           waiters.add(check)
           check()
         })
-      return { child, stdout, stderr, waitFor, exited, signal }
+      return { child, stdout, stderr, waitFor: waitIn(stdout), waitForStderr: waitIn(stderr), exited, signal }
     }),
     (program) =>
       Effect.promise(() => {

@@ -12,6 +12,7 @@
 import { Cause, Result, Schema } from "effect"
 import { NetAddress } from "effect/net"
 import * as Connection from "../Connection.ts"
+import * as Tls from "../Tls.ts"
 
 /** A socket address as plain data. */
 export const WireAddress = Schema.Union([
@@ -65,7 +66,12 @@ export const ConnectionMeta = Schema.Struct({
   /** Whether our side stays writable after the peer's FIN, as the listener accepted it. */
   allowHalfOpen: Schema.Boolean,
   /** The server's idle timeout in milliseconds, applied where the connection is opened. */
-  idleTimeoutMillis: Schema.optionalKey(Schema.Number)
+  idleTimeoutMillis: Schema.optionalKey(Schema.Number),
+  /**
+   * Secure the socket with TLS first, with the settings of this `version`. They come along the first time a
+   * member is sent a version (it keeps them), so a reload reaches every member with its next connection.
+   */
+  tls: Schema.optionalKey(Schema.Struct({ version: Schema.Number, settings: Schema.optionalKey(Tls.Settings) }))
 })
 export type ConnectionMeta = typeof ConnectionMeta.Type
 

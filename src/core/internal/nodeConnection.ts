@@ -25,6 +25,7 @@ import type { NonEmptyReadonlyArray } from "effect/Array"
 import { NetAddress } from "effect/net"
 import type { Pull } from "effect"
 import * as Net from "node:net"
+import * as NodeTls from "node:tls"
 import * as Connection from "../Connection.ts"
 import * as Metrics from "../Metrics.ts"
 
@@ -72,14 +73,16 @@ interface UserBufferRead {
  * The old socket object gives up its handle and is destroyed, which keeps the server's count of
  * connections right. A socket that a fork child or worker thread received has a handle of its own
  * there, so the same works on it (the member pauses it on arrival, so nothing was read yet).
+ * A TLS socket's handle is the TLS session over the TCP handle, which a plain
+ * socket cannot read: TLS connections read owned bytes (its own buffers are decrypted into anyway).
  */
 const lendingSocket = (accepted: Net.Socket, onread: UserBufferRead): Net.Socket | undefined => {
   const internal = accepted as unknown as { _handle: unknown }
   const handle = internal._handle
   // `_handle` is Node's own field: should it ever change shape, lend owned bytes instead
   if (
-    typeof handle !== "object" || handle === null || accepted.bytesRead > 0 || accepted.readableLength > 0 ||
-    accepted.writableLength > 0
+    accepted instanceof NodeTls.TLSSocket || typeof handle !== "object" || handle === null || accepted.bytesRead > 0 ||
+    accepted.readableLength > 0 || accepted.writableLength > 0
   ) return undefined
   internal._handle = null
   const socket = new Net.Socket({

@@ -19,7 +19,8 @@
  * child with SIGKILL only, and it keeps no stderr.
  *
  * A connection travels with its socket, which the listener attached (see `handoff.ts`): the member
- * owns it from then on and serves it with the same `Connection` as in-process strategies.
+ * owns it from then on and serves it with the same `Connection` as in-process strategies. On a TLS
+ * listener the member does the handshake, with the settings sent once per version to each member.
  */
 import { Cause, Deferred, Duration, Effect, Exit, FiberSet, Queue, Schema, Semaphore, Stream } from "effect"
 import type { Scope } from "effect"
@@ -118,6 +119,8 @@ interface Member extends Pool.Member {
   readonly link: MemberLink
   readonly jobs: Map<number, RemoteJob>
   readonly exited: Deferred.Deferred<void>
+  /** The TLS settings version this member was last sent (it keeps the settings of each version it got). */
+  tlsVersion: number | undefined
 }
 
 interface RemoteJob {
@@ -176,7 +179,8 @@ const connectionJob = (
   id: number,
   incoming: Listener.IncomingConnection,
   job: Strategy.Job<unknown>,
-  socket: Net.Socket | undefined
+  socket: Net.Socket | undefined,
+  tls: Ipc.ConnectionMeta["tls"]
 ): Ipc.ConnectionJob => ({
   _tag: "Connection",
   job: id,
@@ -189,9 +193,17 @@ const connectionJob = (
     allowHalfOpen: socket?.allowHalfOpen ?? true,
     ...(job.openOptions.idleTimeout !== undefined
       ? { idleTimeoutMillis: Duration.toMillis(Duration.fromInputUnsafe(job.openOptions.idleTimeout)) }
-      : {})
+      : {}),
+    ...(tls === undefined ? {} : { tls })
   }
 })
+
+/** The TLS part of a connection's message: the current settings' version, with the settings if `member` lacks them. */
+const tlsFor = (incoming: Listener.IncomingConnection, member: Member): Ipc.ConnectionMeta["tls"] => {
+  const settings = Handoff.tlsOf(incoming)?.current
+  if (settings === undefined) return undefined
+  return member.tlsVersion === settings.version ? { version: settings.version } : { version: settings.version, settings }
+}
 
 const datagramJob = (id: number, incoming: Listener.IncomingDatagram): Ipc.ToMember => ({
   _tag: "Datagram",
@@ -243,7 +255,8 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
           ready: Deferred.makeUnsafe(),
           exited: Deferred.makeUnsafe(),
           isReady: false,
-          stopping: false
+          stopping: false,
+          tlsVersion: undefined
         })
         live.add(member.id)
         return member
@@ -367,8 +380,9 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
             member.link.post(datagramJob(id, incoming))
           } else {
             const socket = Handoff.socketOf(incoming)
+            const tls = tlsFor(incoming, member)
             const passed = yield* Effect.exit(member.link.pass({
-              message: connectionJob(id, incoming, job, socket),
+              message: connectionJob(id, incoming, job, socket, tls),
               socket,
               open: incoming.open(job.openOptions)
             }))
@@ -377,6 +391,8 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
               const reason = `could not pass the connection to ${noun} ${member.id}: ${why}`
               return { _tag: "Aborted", reason } as const
             }
+            // Sent in order on one channel: later connections to this member can name the version alone.
+            if (tls !== undefined) member.tlsVersion = tls.version
           }
           handedOver = true
           const outcome = yield* Deferred.await(done)
@@ -400,6 +416,19 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
         )
       }
 
+      // A function cannot reach a member, so a TLS listener that picks certificates with one cannot be served here:
+      // fail the run (the server reports it) rather than serve with the wrong certificates.
+      const refuseInProcessTls = (job: Strategy.Job<unknown>): Effect.Effect<void, Strategy.StrategyError> => {
+        const incoming = job.incoming
+        if (incoming._tag !== "IncomingConnection" || Handoff.tlsOf(incoming)?.sniCallback === undefined) return Effect.void
+        const message = `the TLS listener chooses certificates with an sniCallback, which cannot run in a ${noun}: ` +
+          `give them by host name with the \`sni\` option instead, or serve with the sequential or fiber strategy`
+        return Effect.andThen(
+          Effect.andThen(incoming.reject, job.complete({ _tag: "Aborted", reason: message })),
+          Effect.fail(Pool.error(strategy, message))
+        )
+      }
+
       if (options.mode._tag === "Pool") {
         const initial = Array.from({ length: Math.max(1, options.mode.size) }, spawn)
         yield* Effect.forEach(initial, (member) => pool.awaitReady(member, options.startTimeout), {
@@ -407,8 +436,10 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
           discard: true
         })
         yield* Stream.runForEach(jobs, (job) =>
-          Effect.flatMap(pool.pick, (member) =>
-            FiberSet.run(running, serveJob(job as Strategy.Job<unknown>, Effect.succeed(member)))))
+          refuseInProcessTls(job as Strategy.Job<unknown>).pipe(
+            Effect.andThen(pool.pick),
+            Effect.flatMap((member) => FiberSet.run(running, serveJob(job as Strategy.Job<unknown>, Effect.succeed(member))))
+          ))
       } else {
         const slots = yield* Semaphore.make(Math.max(1, options.mode.max))
         const fresh = Effect.gen(function*() {
@@ -425,9 +456,9 @@ export const make = (transport: MemberTransport, options: Options): Engine => {
           return member
         })
         yield* Stream.runForEach(jobs, (job) =>
-          Effect.andThen(
-            Semaphore.take(slots, 1),
-            FiberSet.run(running, serveJob(job as Strategy.Job<unknown>, fresh))
+          refuseInProcessTls(job as Strategy.Job<unknown>).pipe(
+            Effect.andThen(Semaphore.take(slots, 1)),
+            Effect.andThen(FiberSet.run(running, serveJob(job as Strategy.Job<unknown>, fresh)))
           ))
       }
 

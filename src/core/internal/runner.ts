@@ -4,8 +4,9 @@
  * `Ready`, then serves what the server sends:
  * - a connection arrives with its socket (as the second argument of the IPC message in a child,
  *   transferred in the message's `attached` field in a worker): the member owns it from then on and
- *   serves it with the same `Connection` as the in-process strategies; a worker that got a bridge
- *   port instead (a socket Node cannot move) serves it over `portBridge.ts`;
+ *   serves it with the same `Connection` as the in-process strategies, after the TLS handshake when
+ *   the listener serves TLS; a worker that got a bridge port instead (a socket Node cannot move)
+ *   serves it over `portBridge.ts` (a TLS session, if any, then ends in the server's thread);
  * - a datagram arrives with its payload; replies go back to the server, which owns the socket.
  * Each job's outcome and every log line go back to the server. It stops on `Stop` (after its jobs),
  * on SIGTERM (a child, interrupting them), on a second SIGINT (a child, at once), or when the server
@@ -18,13 +19,16 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Deferred, Effect, Exit, FiberSet, Layer, Logger, Queue, References, Schema, Stream } from "effect"
 import * as Net from "node:net"
 import { MessagePort, parentPort, threadId, workerData } from "node:worker_threads"
+import type * as Connection from "../Connection.ts"
 import * as Datagram from "../Datagram.ts"
 import * as Handler from "../Handler.ts"
 import * as Server from "../Server.ts"
+import type * as Tls from "../Tls.ts"
 import * as IpcLog from "./ipcLog.ts"
 import * as Ipc from "./ipcMessages.ts"
 import * as NodeConnection from "./nodeConnection.ts"
 import * as PortBridge from "./portBridge.ts"
+import * as TlsHandshake from "./tlsHandshake.ts"
 import * as ProcessExit from "./processExit.ts"
 
 /**
@@ -115,11 +119,37 @@ const threadChannel = (port: MessagePort): Channel => ({
 })
 
 const decodeReference = Schema.decodeUnknownSync(Ipc.Reference)
+
+/** A connection that ended before its handler ran (see `serveConnection`). */
+class Unserved {
+  readonly reason: string
+  constructor(reason: string) {
+    this.reason = reason
+  }
+}
 const decodeMessage = Schema.decodeUnknownResult(Ipc.ToMember)
 
+// TLS settings this member was sent, by version: a connection's message carries them the first time, then only
+// names the version. A few versions are kept, for connections passed just before a reload.
+const maxTlsVersions = 4
+const tlsSettings = new Map<number, Tls.Settings>()
+const rememberTls = (meta: Ipc.ConnectionMeta): void => {
+  if (meta.tls?.settings === undefined) return
+  tlsSettings.set(meta.tls.version, meta.tls.settings)
+  if (tlsSettings.size > maxTlsVersions) tlsSettings.delete(tlsSettings.keys().next().value!)
+}
+
+/** The TLS session over a received socket, when its listener serves TLS: the handshake happens here, in the member. */
+const secure = (socket: Net.Socket, meta: Ipc.ConnectionMeta): Effect.Effect<Net.Socket, Connection.ConnectionError> => {
+  if (meta.tls === undefined) return Effect.succeed(socket)
+  const settings = tlsSettings.get(meta.tls.version)
+  if (settings === undefined) return Effect.die(new Error(`no TLS settings of version ${meta.tls.version} were sent`))
+  return TlsHandshake.make(socket, { transport: meta.transport, peer: meta.peer, settings: () => settings }).secure
+}
+
 /**
- * Opens a socket this member received as a `Connection`. This is where a member would set up what
- * the listener did not (a TLS session, say) before the handler sees the bytes.
+ * Opens a socket this member received as a `Connection`, after its TLS handshake if the listener
+ * serves TLS.
  */
 const openSocket = (socket: Net.Socket, meta: Ipc.ConnectionMeta) =>
   Effect.gen(function*() {
@@ -134,7 +164,7 @@ const openSocket = (socket: Net.Socket, meta: Ipc.ConnectionMeta) =>
     if (localAddress === undefined) {
       return yield* Effect.die(new Error(`bad local address ${JSON.stringify(meta.localAddress)}`))
     }
-    return yield* NodeConnection.open(socket, {
+    return yield* NodeConnection.open(yield* secure(socket, meta), {
       id: meta.id,
       transport: meta.transport,
       localAddress,
@@ -167,7 +197,12 @@ const program = (channel: Channel) =>
     let nextReply = 0
 
     const finish = (job: number) => (exit: Exit.Exit<unknown, unknown>) => {
-      const outcome: Ipc.WireOutcome = Exit.isSuccess(exit) ? { _tag: "Completed" } : Ipc.outcomeOfCause(exit.cause)
+      const unserved = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
+      const outcome: Ipc.WireOutcome = Exit.isSuccess(exit)
+        ? { _tag: "Completed" }
+        : unserved?._tag === "Some" && unserved.value instanceof Unserved
+        ? { _tag: "Aborted", reason: unserved.value.reason }
+        : Ipc.outcomeOfCause(exit.cause)
       return send({ _tag: "Done", job, outcome })
     }
     const runJob = (job: number, work: Effect.Effect<unknown, unknown>) =>
@@ -183,13 +218,19 @@ const program = (channel: Channel) =>
         if (attached instanceof MessagePort) attached.close()
         return abort(message.job, "not a stream handler")
       }
+      rememberTls(message.meta)
       const connection = attached instanceof Net.Socket
         ? openSocket(attached, message.meta)
         : attached instanceof MessagePort
         ? PortBridge.connection(attached, message.meta)
         : undefined
       if (connection === undefined) return abort(message.job, "no socket came with the connection")
-      const work = Effect.scoped(Effect.flatMap(connection, handler.handle)) as Effect.Effect<unknown, unknown>
+      // A peer that left, or failed its TLS handshake (logged where it happened), before it was served
+      // is not a handler failure: the job is aborted, as the server does for connections it opens.
+      const work = Effect.scoped(Effect.flatMap(
+        Effect.catch(connection, (error) => error.reason === "Closed" ? Effect.fail(new Unserved(error.message)) : Effect.fail(error)),
+        handler.handle
+      )) as Effect.Effect<unknown, unknown>
       return runJob(message.job, work)
     }
 

@@ -1,12 +1,13 @@
 /**
- * The chat client: connect over TCP or a Unix path, log in, send lines, receive the server's messages as a
- * `Stream`, close. Frames and messages are the same codecs the server uses (`LengthPrefixedFraming`,
+ * The chat client: connect over TCP or a Unix path (over TLS if asked), log in, send lines, receive the server's
+ * messages as a `Stream`, close. Frames and messages are the same codecs the server uses (`LengthPrefixedFraming`,
  * `ChatMessage`); rendering for people is left to the program (see `examples/chat.ts`).
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import { Cause, Effect, Option, Queue, Result, Schema, Stream } from "effect"
 import type { Duration, Scope } from "effect"
 import { Socket } from "effect/socket"
+import * as Tls from "../../core/Tls.ts"
 import * as ChatMessage from "../../protocol/ChatMessage.ts"
 import * as LengthPrefixedFraming from "../../protocol/LengthPrefixedFraming.ts"
 
@@ -18,8 +19,19 @@ import * as LengthPrefixedFraming from "../../protocol/LengthPrefixedFraming.ts"
 export const defaultLoginTimeout: Duration.Input = "10 seconds"
 
 /**
+ * Connect over TLS: the server's certificate must chain to `ca` (default: the system's CAs) and name
+ * `servername` (default: the host; give it for a Unix path or an address the certificate does not name).
+ *
+ * @category models
+ */
+export interface TlsOptions {
+  readonly ca?: Tls.Pem | undefined
+  readonly servername?: string | undefined
+}
+
+/**
  * Where and as whom to connect. `host` defaults to `127.0.0.1`; give `path` instead for a Unix socket.
- * `maxFrameBytes` bounds the frames accepted from the server (default 65536).
+ * `maxFrameBytes` bounds the frames accepted from the server (default 65536). `tls` connects over TLS.
  *
  * @category models
  */
@@ -29,6 +41,7 @@ export type Options =
     readonly name: string
     readonly loginTimeout?: Duration.Input | undefined
     readonly maxFrameBytes?: number | undefined
+    readonly tls?: TlsOptions | undefined
   }
 
 /**
@@ -74,10 +87,19 @@ export interface ChatClient {
 const lost = (cause: unknown) =>
   new ChatClientError({ reason: "ConnectionLost", message: "the connection to the chat server was lost", cause })
 
-const fromSocketError = (error: Socket.SocketError): ChatClientError =>
-  error.reason._tag === "SocketOpenError"
-    ? new ChatClientError({ reason: "ConnectFailed", message: `cannot connect: ${error.message}`, cause: error })
-    : lost(error)
+const fromSocketError = (error: Socket.SocketError): ChatClientError => {
+  if (error.reason._tag !== "SocketOpenError") return lost(error)
+  // Node's own words say what went wrong (refused, or which certificate check failed); effect's only that it did.
+  const cause = error.reason.cause
+  const detail = cause instanceof Error ? cause.message : error.message
+  return new ChatClientError({ reason: "ConnectFailed", message: `cannot connect: ${detail}`, cause: error })
+}
+
+const readCa = (ca: Tls.Pem) =>
+  Effect.mapError(
+    Tls.readPem(ca, "CA certificate"),
+    (error) => new ChatClientError({ reason: "ConnectFailed", message: error.message, cause: error })
+  )
 
 const invalid = (error: ChatMessage.ChatMessageError) =>
   new ChatClientError({ reason: "InvalidInput", message: error.detail, cause: error })
@@ -92,9 +114,14 @@ export const connect = (options: Options): Effect.Effect<ChatClient, ChatClientE
     const login = yield* Effect.fromResult(ChatMessage.encodeClientFrame({ type: "login", name: options.name })).pipe(
       Effect.mapError(invalid)
     )
-    const socket = yield* NodeSocket.makeNet(
-      "path" in options ? { path: options.path } : { host: options.host ?? "127.0.0.1", port: options.port }
-    )
+    const endpoint = "path" in options ? { path: options.path } : { host: options.host ?? "127.0.0.1", port: options.port }
+    const socket = options.tls === undefined
+      ? yield* NodeSocket.makeNet(endpoint)
+      : yield* NodeSocket.makeTls({
+        ...endpoint,
+        ...(options.tls.ca === undefined ? {} : { ca: yield* readCa(options.tls.ca) }),
+        ...(options.tls.servername === undefined ? {} : { servername: options.tls.servername })
+      })
     const pull = yield* Socket.readerBytes(socket).pipe(Effect.mapError(fromSocketError))
     const writer = yield* socket.writer
     const write = (frame: Uint8Array) => Effect.mapError(writer.write(frame), fromSocketError)

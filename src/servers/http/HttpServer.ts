@@ -25,6 +25,9 @@
  *   -> 408 (if nothing was sent yet) and close.
  * - Graceful shutdown (`Server.Shutdown`): idle keep-alive connections close at once, busy ones after their
  *   current response (`Connection: close`).
+ *
+ * HTTPS is the same handler over a TLS listener: `StreamListener.layerTcp({ port: 8443, tls: { key, cert, alpn:
+ * HttpServer.alpnProtocols } })`. Nothing here depends on the transport.
  */
 import { Cause, Duration, Effect, Exit, Option } from "effect"
 import type * as Connection from "../../core/Connection.ts"
@@ -38,6 +41,13 @@ import type { Config, ConnectionState } from "./internal/connectionState.ts"
 import { serveConnection } from "./internal/requestLoop.ts"
 import { Supervisor } from "./internal/supervisor.ts"
 import { encodeFixed, encodeStreamHead, errorResponse, modeOf, streamFraming } from "./internal/wire.ts"
+
+/**
+ * The ALPN protocols this server speaks, for a TLS listener's `alpn`: HTTP/1.1 only, so a client that offers only
+ * HTTP/2 is refused in the handshake rather than misunderstood.
+ * @category constants
+ */
+export const alpnProtocols: ReadonlyArray<string> = ["http/1.1"]
 
 /**
  * An HTTP application: one response per request. A failure or defect is answered with 500 (or the `status` of an

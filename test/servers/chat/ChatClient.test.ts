@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
+import * as Tls from "../../../src/core/Tls.ts"
 import * as Transport from "../../../src/core/Transport.ts"
 import * as ChatClient from "../../../src/servers/chat/ChatClient.ts"
+import * as Certificates from "../../utils/certificates.ts"
 import * as Loopback from "../../utils/loopback.ts"
 import { startChat, wait } from "./chatClient.ts"
 
@@ -62,6 +64,23 @@ describe("ChatClient", () => {
         const chat = yield* Effect.scoped(startChat())
         const error = yield* connectTo(chat.target, "alice").pipe(Effect.flip)
         assert.strictEqual(error.reason, "ConnectFailed")
+      }))
+
+    it.live("over TLS: clients trusting the CA chat; one trusting another CA fails with ConnectFailed", () =>
+      Effect.gen(function*() {
+        const certs = yield* Certificates.make
+        const tls = yield* Tls.make({ key: certs.server.key, cert: certs.server.cert })
+        const chat = yield* startChat({ tls })
+        const port = (chat.target as { readonly port: number }).port
+        const alice = yield* ChatClient.connect({ port, name: "alice", tls: { ca: { path: certs.ca.certPath } } })
+        const bob = yield* ChatClient.connect({ port, name: "bob", tls: { ca: certs.ca.cert, servername: "localhost" } })
+        assert.strictEqual(bob.count, 2)
+        const heard = yield* alice.messages.pipe(Stream.filter((m) => m.type === "message"), Stream.take(1), Stream.runCollect, Effect.forkChild)
+        yield* bob.say("over tls")
+        assert.deepStrictEqual(yield* Fiber.join(heard), [{ type: "message", from: "bob@127.0.0.1", text: "over tls" }])
+        const refused = yield* ChatClient.connect({ port, name: "eve", tls: { ca: certs.otherCa.cert } }).pipe(Effect.flip)
+        assert.strictEqual(refused.reason, "ConnectFailed")
+        assert.include(refused.message, "certificate")
       }))
 
     it.live("messages end after the server's shutdown", () =>

@@ -1,5 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber, Stream } from "effect"
+import * as ChatClient from "../../../src/servers/chat/ChatClient.ts"
+import * as Certificates from "../../utils/certificates.ts"
 import * as Processes from "../../utils/processes.ts"
 import { RawClient, wait } from "./chatClient.ts"
 
@@ -68,6 +70,22 @@ describe("examples/chat.ts", () => {
       // A closed connection is a normal end, a reset an error; either way one clear line says the server is gone.
       const said = [...alice.stdout, ...alice.stderr].join("\n")
       assert.match(said, /\(Disconnected: the server closed the connection\)|error: the connection to the chat server was lost/)
+    }), 60_000)
+
+  it.live("--tls-cert/--tls-key serve TLS; a client with --tls-ca chats over it, one trusting another CA cannot connect", () =>
+    Effect.gen(function*() {
+      const certs = yield* Certificates.make
+      const server = yield* Processes.start(file, ["--name", "server", "--port", "0", ...Certificates.flagsOf(certs.server)])
+      const port = Number((yield* wait(() => server.waitFor(Processes.listeningPort)))[1])
+      const bob = yield* ChatClient.connect({ port, name: "bob", tls: { ca: certs.ca.cert } })
+      const alice = yield* Processes.start(file, ["--name", "alice", "--port", String(port), "--tls-ca", certs.ca.certPath])
+      yield* wait(() => alice.waitFor(/\(Welcome alice@127\.0\.0\.1, 2 online\)/))
+      const said = yield* bob.messages.pipe(Stream.filter((m) => m.type === "message"), Stream.take(1), Stream.runCollect, Effect.forkChild)
+      alice.child.stdin!.write("hello over tls\n")
+      assert.deepStrictEqual(yield* Fiber.join(said), [{ type: "message", from: "alice@127.0.0.1", text: "hello over tls" }])
+      const refused = yield* Processes.run(file, ["--name", "eve", "--port", String(port), "--tls-ca", certs.otherCa.certPath])
+      assert.notStrictEqual(refused.code, 0)
+      assert.match(refused.stderr.join("\n"), /^error: cannot connect: .*certificate/m)
     }), 60_000)
 
   it.live("the client says so when no server listens", () =>

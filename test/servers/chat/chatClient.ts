@@ -7,6 +7,8 @@ import type { Scope } from "effect"
 import * as Net from "node:net"
 import * as Server from "../../../src/core/Server.ts"
 import * as Strategy from "../../../src/core/Strategy.ts"
+import * as StreamListener from "../../../src/core/StreamListener.ts"
+import type * as Tls from "../../../src/core/Tls.ts"
 import * as Transport from "../../../src/core/Transport.ts"
 import * as ChatMessage from "../../../src/protocol/ChatMessage.ts"
 import * as LengthPrefixedFraming from "../../../src/protocol/LengthPrefixedFraming.ts"
@@ -140,10 +142,16 @@ export const startChat = (options?: {
   readonly room?: ChatServer.Options | undefined
   readonly transport?: Transport.StreamTransport | undefined
   readonly hub?: Context.Context<ChatHub.ChatHub> | undefined
+  /** Serve over TLS (raw clients cannot connect then). */
+  readonly tls?: Tls.Config | undefined
 }): Effect.Effect<ChatFixture, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const transport = options?.transport ?? Transport.tcp()
+    const listener = options?.tls === undefined
+      ? Loopback.listenerLayer(transport)
+      : StreamListener.layer(transport, { tls: options.tls })
     const serverContext = yield* Layer.build(
-      Server.layer().pipe(Layer.provide([Loopback.listenerLayer(options?.transport ?? Transport.tcp()), Strategy.layerFiber()]))
+      Server.layer().pipe(Layer.provide([listener, Strategy.layerFiber()]))
     ).pipe(Effect.orDie)
     const server = Context.get(serverContext, Server.Server)
     const hub = options?.hub ?? Context.make(ChatHub.ChatHub, yield* ChatHub.makeMemory)

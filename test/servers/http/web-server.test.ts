@@ -1,11 +1,38 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Certificates from "../../utils/certificates.ts"
 import * as Processes from "../../utils/processes.ts"
+import * as TlsPeers from "../../utils/tlsPeers.ts"
 import * as Http from "./support.ts"
 
 const file = "examples/web-server.ts"
 
 describe("examples/web-server.ts", () => {
+  for (const strategy of ["fiber", "fork"] as const) {
+    it.live(`${strategy}: --tls-cert/--tls-key serve HTTPS that curl --cacert accepts, ALPN http/1.1`, () =>
+      Effect.gen(function*() {
+        const certs = yield* Certificates.make
+        const program = yield* Processes.start(file, [
+          "--port",
+          "0",
+          "--strategy",
+          strategy,
+          "--workers",
+          "1",
+          ...Certificates.flagsOf(certs.server)
+        ])
+        const port = Number((yield* Effect.promise(() => program.waitFor(Processes.listeningPort)))[1])
+        const result = yield* Effect.promise(() =>
+          TlsPeers.run("curl", ["-sS", "-v", "--max-time", "15", "--cacert", certs.ca.certPath, `https://127.0.0.1:${port}/`])
+        )
+        assert.strictEqual(result.code, 0, result.stderr)
+        assert.strictEqual(result.stdout, "Hello from Epoll Server")
+        assert.include(result.stderr, "ALPN: server accepted http/1.1")
+        program.child.kill("SIGTERM")
+        assert.strictEqual(yield* Effect.promise(() => program.exited), 0)
+      }))
+  }
+
   for (const strategy of ["fiber", "worker"] as const) {
     it.live(`${strategy}: prints where it listens, answers Hello from Epoll Server, exits 0 on SIGTERM`, () =>
       Effect.gen(function*() {
