@@ -7,10 +7,10 @@ import { runLoad } from "./load.ts"
 import type { LoadOutcome } from "./load.ts"
 import { waitForQuietMachine } from "./quiet.ts"
 import type { Quiet } from "./quiet.ts"
+import { startRoundTarget } from "./rounds.ts"
 import type { TargetOutcome } from "./rounds.ts"
 import type { SuiteContext } from "./suite.ts"
 import type { Pinning } from "./system.ts"
-import { startTarget } from "./target.ts"
 import type { ExitInfo, RunningTarget } from "./target.ts"
 
 const START_TIMEOUT_MS = 20_000
@@ -64,15 +64,13 @@ export const measureOnce = async <F extends object>(
   const { pinning } = ctx.env
   const quiet = await waitForQuietMachine(options.quietWaitMs, ctx.print)
   const server = options.server ?? { pinning, core: pinning.serverCore }
-  const started = await startTarget(outcome.spec, { ...server, timeoutMs: START_TIMEOUT_MS })
+  const notStarted = (reason: string): LoadRun<F> => ({ round, ok: false, reason, exit: null, quiet })
+  const target = await startRoundTarget(ctx, outcome, round, options.scenarioId, notStarted, {
+    ...server,
+    timeoutMs: START_TIMEOUT_MS
+  })
+  if (target === null) return
   const label = `  ${options.scenarioId} round ${round}: ${outcome.spec.label}`
-  if (!started.ok) {
-    if (round === 1) outcome.unavailable = started.reason
-    outcome.runs.push({ round, ok: false, reason: started.reason, exit: null, quiet })
-    ctx.print(`${label}: n/a: ${started.reason}`)
-    return
-  }
-  const target = started.target
   let exit: ExitInfo | null = null
   try {
     const load = await runLoad(options.loadScript, options.loadArgs(target), {

@@ -4,7 +4,8 @@
  * run.
  */
 import type { SuiteContext } from "./suite.ts"
-import type { TargetSpec } from "./target.ts"
+import { startTarget } from "./target.ts"
+import type { RunningTarget, StartOptions, TargetSpec } from "./target.ts"
 
 /** What every run record has, whatever the suite measures. */
 export type RunShape = { readonly ok: true; readonly round: number } | FailedShape
@@ -94,3 +95,24 @@ export const targetSummary = <R extends RunShape>(outcome: TargetOutcome<R>, top
   unavailable: outcome.unavailable,
   best: top?.round ?? null
 })
+
+/**
+ * Starts `outcome`'s target for one round. When it cannot start, the round is recorded as failed (via
+ * `notStarted`), the target is marked unavailable after a first-round failure, a progress line says why, and
+ * the answer is null.
+ */
+export const startRoundTarget = async <R extends RunShape>(
+  ctx: SuiteContext,
+  outcome: TargetOutcome<R>,
+  round: number,
+  scenarioId: string,
+  notStarted: (reason: string) => R,
+  options: StartOptions
+): Promise<RunningTarget | null> => {
+  const started = await startTarget(outcome.spec, options)
+  if (started.ok) return started.target
+  if (round === 1) outcome.unavailable = started.reason
+  outcome.runs.push(notStarted(started.reason))
+  ctx.print(`  ${scenarioId} round ${round}: ${outcome.spec.label}: n/a: ${started.reason}`)
+  return null
+}

@@ -70,9 +70,16 @@ const TAIL_LINES = 20
  * Never throws: failures (missing file, crash, timeout) become a reason
  * string so a suite can print "n/a" and carry on with the other targets.
  */
+/** Where a target runs and how long it may take to say it listens. */
+export interface StartOptions {
+  readonly pinning: Pinning
+  readonly core: number
+  readonly timeoutMs: number
+}
+
 export const startTarget = async (
   spec: TargetSpec,
-  options: { readonly pinning: Pinning; readonly core: number; readonly timeoutMs: number }
+  options: StartOptions
 ): Promise<StartResult> => {
   if (spec.requiredFile !== undefined && !existsSync(path.resolve(repoRoot, spec.requiredFile))) {
     return { ok: false, reason: `${spec.requiredFile} not found` }

@@ -10,14 +10,13 @@ import { BACKGROUND_PCT } from "./notes.ts"
 import { readCpuMs, readMachineBusyMs } from "./procStat.ts"
 import { waitForQuietMachine } from "./quiet.ts"
 import type { Quiet } from "./quiet.ts"
-import { bestRun, measureRounds } from "./rounds.ts"
+import { bestRun, measureRounds, startRoundTarget } from "./rounds.ts"
 import type { TargetOutcome, Unavailable } from "./rounds.ts"
 import type { Suite, SuiteContext } from "./suite.ts"
 import { childEnv, pinned, repoRoot } from "./system.ts"
 import { bestRunsTable } from "./bestRunsTable.ts"
 import { num, pct, ratio } from "./table.ts"
 import type { Align } from "./table.ts"
-import { startTarget } from "./target.ts"
 import type { ExitInfo, TargetSpec } from "./target.ts"
 import { chooseTiming } from "./timing.ts"
 
@@ -138,14 +137,10 @@ type Outcome = TargetOutcome<Run>
 const runOnce = async (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, round: number, timing: Timing) => {
   const { pinning } = ctx.env
   const quiet = await waitForQuietMachine(timing.quietWaitMs)
-  const started = await startTarget(outcome.spec, { pinning, core: pinning.serverCore, timeoutMs: START_TIMEOUT_MS })
-  if (!started.ok) {
-    if (round === 1) outcome.unavailable = started.reason
-    outcome.runs.push({ ok: false, round, reason: started.reason })
-    ctx.print(`  ${scenario.id} round ${round}: ${outcome.spec.label}: n/a: ${started.reason}`)
-    return
-  }
-  const target = started.target
+  const server = { pinning, core: pinning.serverCore, timeoutMs: START_TIMEOUT_MS }
+  const notStarted = (reason: string): Run => ({ ok: false, round, reason })
+  const target = await startRoundTarget(ctx, outcome, round, scenario.id, notStarted, server)
+  if (target === null) return
   let exit: ExitInfo | null = null
   try {
     const url = `http://${target.host}:${target.port}${scenario.path ?? "/"}`

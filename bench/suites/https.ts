@@ -20,13 +20,13 @@ import { track } from "../lib/children.ts"
 import { SATURATED_PCT } from "../lib/notes.ts"
 import { processTree, readCpuMs } from "../lib/procStat.ts"
 import { waitForQuietMachine } from "../lib/quiet.ts"
-import { bestRun, measureRounds, targetSummary } from "../lib/rounds.ts"
+import { bestRun, measureRounds, startRoundTarget, targetSummary } from "../lib/rounds.ts"
 import type { TargetOutcome, Unavailable } from "../lib/rounds.ts"
 import type { Suite, SuiteContext } from "../lib/suite.ts"
 import { childEnv, nodeBin, pinned, repoRoot } from "../lib/system.ts"
 import { num, pct, ratio } from "../lib/table.ts"
 import type { Align } from "../lib/table.ts"
-import { anchorTarget, startTarget } from "../lib/target.ts"
+import { anchorTarget } from "../lib/target.ts"
 import type { TargetSpec } from "../lib/target.ts"
 import { chooseTiming } from "../lib/timing.ts"
 import type { TlsHandshakeLoadResult } from "../load/tlsHandshakeLoad.ts"
@@ -178,14 +178,10 @@ type Outcome = TargetOutcome<Run>
 const runOnce = async (ctx: SuiteContext, scenario: Scenario, outcome: Outcome, round: number, timing: Timing) => {
   const { pinning } = ctx.env
   await waitForQuietMachine(timing.quietWaitMs)
-  const started = await startTarget(outcome.spec, { pinning, core: pinning.serverCore, timeoutMs: START_TIMEOUT_MS })
-  if (!started.ok) {
-    if (round === 1) outcome.unavailable = started.reason
-    outcome.runs.push({ ok: false, round, reason: started.reason })
-    ctx.print(`  ${scenario.id} round ${round}: ${outcome.spec.label}: n/a: ${started.reason}`)
-    return
-  }
-  const target = started.target
+  const server = { pinning, core: pinning.serverCore, timeoutMs: START_TIMEOUT_MS }
+  const notStarted = (reason: string): Run => ({ ok: false, round, reason })
+  const target = await startRoundTarget(ctx, outcome, round, scenario.id, notStarted, server)
+  if (target === null) return
   try {
     // A fork child starts once the server has announced its address: count its CPU too.
     const pids = await processTreeOf(target.pid, outcome.spec.id.endsWith("-fork") ? 2 : 1)
