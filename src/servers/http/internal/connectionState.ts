@@ -5,7 +5,8 @@
  * and its deadline. Also the writers every responder shares: streamed bodies, discarding an unread body, and the
  * end of a request.
  */
-import { Cause, Deferred, Effect, Exit, Option, Stream } from "effect"
+import { Cause, Effect, Exit, Option, Stream } from "effect"
+import type { Fiber } from "effect"
 import type { Pull } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Connection from "../../../core/Connection.ts"
@@ -82,7 +83,10 @@ export class ConnectionState implements BodySource, Member {
   readonly config: Config
   readonly signal: Server.ShutdownSignal
   readonly parser: Http1Parser.RequestParser
-  readonly stop = Deferred.makeUnsafe<StopReason>()
+  /** Why the loop was stopped from outside (the first reason wins); `undefined` while it runs on. */
+  stopReason: StopReason | undefined = undefined
+  /** The fiber that runs the request loop, which a stop interrupts. */
+  loopFiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
 
   events: Array<Http1Parser.ParseEvent> = []
   index = 0
@@ -142,7 +146,15 @@ export class ConnectionState implements BodySource, Member {
   }
 
   stopWith(reason: StopReason): void {
-    Deferred.doneUnsafe(this.stop, Effect.succeed(reason))
+    if (this.stopReason !== undefined) return
+    this.stopReason = reason
+    this.loopFiber?.interruptUnsafe()
+  }
+
+  /** The request loop runs in `fiber`: a stop that came first interrupts it at once. */
+  loopStarted(fiber: Fiber.Fiber<unknown, unknown>): void {
+    this.loopFiber = fiber
+    if (this.stopReason !== undefined) fiber.interruptUnsafe()
   }
 
   beginShutdown(): void {

@@ -7,13 +7,14 @@
  * request that a responder answers without waiting costs no fiber step at all. The effects it waits on are built
  * once per connection.
  */
-import { Cause, Deferred, Effect } from "effect"
+import { Cause, Effect, Exit } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import type * as Connection from "../../../core/Connection.ts"
 import * as Server from "../../../core/Server.ts"
 import type { HttpRequestHead } from "../../../protocol/http/RequestHead.ts"
 import { ConnectionState, Phase } from "./connectionState.ts"
 import type { Config } from "./connectionState.ts"
+import * as Stoppable from "../../internal/stoppable.ts"
 import { StopReason } from "./supervisor.ts"
 import type { Supervisor } from "./supervisor.ts"
 import { encodeFixed, errorResponse, Mode } from "./wire.ts"
@@ -89,9 +90,15 @@ export const serveConnection = <R>(
     const state = new ConnectionState(connection, supervisor, config, signal)
     state.setDeadline(config.keepAliveTimeout, StopReason.Idle)
     yield* supervisor.join(state)
-    const reason = yield* Effect.raceFirst(loop(state, responder(state)), Deferred.await(state.stop)).pipe(
+    // The loop runs in one fiber that a deadline or a shutdown interrupts: racing it against a stop signal would
+    // keep two more fibers per connection for as long as it lives.
+    const exit = yield* Stoppable.runStoppable(loop(state, responder(state)), (fiber) => state.loopStarted(fiber)).pipe(
       Effect.ensuring(supervisor.leave(state))
     )
+    let reason: StopReason
+    if (Exit.isSuccess(exit)) reason = exit.value
+    else if (state.stopReason !== undefined && Cause.hasInterruptsOnly(exit.cause)) reason = state.stopReason
+    else return yield* Effect.failCause(exit.cause)
     if ((reason === StopReason.Headers || reason === StopReason.Request) && !state.responseStarted) {
       const out = state.out
       out.push(encodeFixed(errorResponse(408), Mode.Close, false))
