@@ -40,6 +40,7 @@ import * as Listener from "../../core/Listener.ts"
 import * as Server from "../../core/Server.ts"
 import * as Strategy from "../../core/Strategy.ts"
 import * as StreamListener from "../../core/StreamListener.ts"
+import * as Tls from "../../core/Tls.ts"
 import * as Transport from "../../core/Transport.ts"
 import * as HttpServerNative from "../http/HttpServer.ts"
 import type { Config } from "../http/internal/connectionState.ts"
@@ -62,6 +63,11 @@ export interface Options extends HttpServerNative.Options {
    * `{ perMessageDeflate: true }`.
    */
   readonly websocket?: Omit<NodeWS.ServerOptions, "noServer" | "server" | "host" | "port" | "path"> | undefined
+  /**
+   * The scheme of `request.originalUrl` (an absolute URL built from `Host`): say `"https"` when the server's listener
+   * serves TLS. Default `"http"`; {@link layer} with `tls` makes it `"https"`.
+   */
+  readonly scheme?: "http" | "https" | undefined
 }
 
 /**
@@ -81,6 +87,12 @@ export interface LayerOptions extends Options {
   readonly strategy?: Layer.Layer<Strategy.Strategy> | undefined
   /** Default {@link defaultGracefulShutdownTimeout}. */
   readonly gracefulShutdownTimeout?: Duration.Input | undefined
+  /**
+   * Serve HTTPS: the listener's TLS (see `Tls.Options`). Options that name no ALPN protocols get
+   * `HttpServer.alpnProtocols` (`http/1.1`), so that an HTTP/2 client falls back instead of being misunderstood.
+   * Default: plain HTTP.
+   */
+  readonly tls?: Tls.Options | Tls.Config | undefined
 }
 
 /**
@@ -142,7 +154,11 @@ export const make = (
     const scope = yield* Effect.scope
     const config = HttpServerNative.configOf(options)
     const supervisor = HttpServerNative.supervisorFor(config)
-    const context: ServerContext = { slot: new AppSlot(), upgrades: yield* webSocketServerIn(options, scope) }
+    const context: ServerContext = {
+      slot: new AppSlot(),
+      upgrades: yield* webSocketServerIn(options, scope),
+      scheme: options?.scheme ?? "http"
+    }
     const handler = Handler.stream((connection) => serveEffectConnection(connection, context, config, supervisor), {
       name: options?.name ?? "effect-http"
     })
@@ -180,15 +196,23 @@ export const layer = (
   HttpServerError.ServeError
 > => {
   const transport = options.transport ?? Transport.tcp({ host: Transport.defaultHost, port: 0 })
+  const tls = options.tls
   const listener = Layer.effect(
     Listener.Listener,
-    Effect.mapError(StreamListener.make(transport), (error) => serveError(error.message, error))
+    Effect.mapError(
+      StreamListener.make(transport, tls === undefined ? {} : { tls: Tls.isConfig(tls) ? tls : withHttpAlpn(tls) }),
+      (error) => serveError(error.message, error)
+    )
   )
   const server = Server.layer({ drainTimeout: options.gracefulShutdownTimeout ?? defaultGracefulShutdownTimeout }).pipe(
     Layer.provide([listener, options.strategy ?? Strategy.layerFiber()])
   )
-  return Layer.mergeAll(layerServer(options).pipe(Layer.provide(server)), layerHttpServices)
+  const serverOptions = tls === undefined || options.scheme !== undefined ? options : { ...options, scheme: "https" as const }
+  return Layer.mergeAll(layerServer(serverOptions).pipe(Layer.provide(server)), layerHttpServices)
 }
+
+const withHttpAlpn = (tls: Tls.Options): Tls.Options =>
+  tls.alpn === undefined ? { ...tls, alpn: HttpServerNative.alpnProtocols } : tls
 
 /**
  * {@link layer} for tests, in the shape of `NodeHttpServer.layerTest`: the server on 127.0.0.1, an ephemeral port,
@@ -255,7 +279,8 @@ export const define = <E>(
   const context: ServerContext = {
     slot: new AppSlot(),
     // one per process or thread, for as long as it lives
-    upgrades: Effect.runSync(webSocketServerIn(options, undefined))
+    upgrades: Effect.runSync(webSocketServerIn(options, undefined)),
+    scheme: options.scheme ?? "http"
   }
   let built: Deferred.Deferred<void, HttpServerError.ServeError> | undefined
   let release: Effect.Effect<void> = Effect.void

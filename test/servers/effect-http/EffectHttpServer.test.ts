@@ -4,6 +4,7 @@ import { Context, Deferred, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { NetAddress } from "effect/net"
 import { Buffer } from "node:buffer"
+import * as Https from "node:https"
 import * as Net from "node:net"
 import * as ForkStrategy from "../../../src/core/ForkStrategy.ts"
 import * as Strategy from "../../../src/core/Strategy.ts"
@@ -11,6 +12,7 @@ import * as Transport from "../../../src/core/Transport.ts"
 import * as WorkerStrategy from "../../../src/core/WorkerStrategy.ts"
 import * as EffectHttpServer from "../../../src/servers/effect-http/EffectHttpServer.ts"
 import * as Apps from "../../fixtures/effectHttpApps.ts"
+import * as Certificates from "../../utils/certificates.ts"
 import * as Loopback from "../../utils/loopback.ts"
 import * as Http from "../http/support.ts"
 
@@ -389,6 +391,54 @@ describe("EffectHttpServer", () => {
           assert.isAtLeast(count, 1)
         }), 30_000)
     }
+
+    it.live("layer with tls serves HTTPS: ALPN http/1.1 by default, originalUrl says https, a plain client gets nothing", () =>
+      Effect.gen(function*() {
+        const certs = yield* Certificates.make
+        const port = yield* serveApp(Strategy.layerFiber(), { tls: { key: certs.server.key, cert: certs.server.cert } })
+        const answer = yield* promise(() =>
+          new Promise<{ readonly alpn: string | false | null; readonly body: string }>((resolve, reject) => {
+            // offers h2 first: the server must pick http/1.1 (ALPNProtocols is a tls option that https passes on)
+            const options = {
+              host: "127.0.0.1",
+              port,
+              path: "/info?x=1",
+              servername: "localhost",
+              ca: certs.ca.cert,
+              ALPNProtocols: ["h2", "http/1.1"],
+              agent: false,
+              timeout: 10_000
+            }
+            const outgoing = Https.request(
+              options,
+              (response) => {
+                const chunks: Array<Buffer> = []
+                response.on("data", (chunk: Buffer) => chunks.push(chunk))
+                response.on("end", () =>
+                  resolve({
+                    alpn: (response.socket as unknown as { alpnProtocol: string | false | null }).alpnProtocol,
+                    body: Buffer.concat(chunks).toString()
+                  }))
+              }
+            )
+            outgoing.on("error", reject)
+            outgoing.on("timeout", () => outgoing.destroy(new Error("timed out")))
+            outgoing.end()
+          })
+        )
+        assert.strictEqual(answer.alpn, "http/1.1")
+        assert.strictEqual(JSON.parse(answer.body).originalUrl, `https://127.0.0.1:${port}/info?x=1`)
+        const socket = yield* promise(() => Loopback.connect({ port }))
+        socket.write(request("GET", "/info"))
+        const plain = yield* promise(() =>
+          new Promise<string>((resolve) => {
+            let text = ""
+            socket.on("data", (chunk: Buffer) => (text += chunk.toString("latin1")))
+            socket.on("close", () => resolve(text))
+          })
+        )
+        assert.notInclude(plain, "HTTP/1.1 200")
+      }))
 
     it.live("an app that fails to build fails its connections; the server goes on", () =>
       Effect.gen(function*() {

@@ -74,6 +74,7 @@ export class Exchange {
   readonly remoteAddress: Option.Option<string>
   /** Set when the request has a body (Content-Length > 0 or chunked). */
   readonly hasBody: boolean
+  readonly scheme: "http" | "https"
   /** The fiber running the application (the connection's loop), for a client abort. */
   fiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
   /** The response head was queued or written. */
@@ -92,11 +93,18 @@ export class Exchange {
   #body: Deferred.Deferred<ArrayBuffer, HttpServerError.HttpServerError> | undefined = undefined
   multipart: Effect.Effect<unknown, unknown, unknown> | undefined = undefined
 
-  constructor(state: ConnectionState, head: HttpRequestHead, remoteAddress: Option.Option<string>, hasBody: boolean) {
+  constructor(
+    state: ConnectionState,
+    head: HttpRequestHead,
+    remoteAddress: Option.Option<string>,
+    hasBody: boolean,
+    scheme: "http" | "https"
+  ) {
     this.state = state
     this.head = head
     this.remoteAddress = remoteAddress
     this.hasBody = hasBody
+    this.scheme = scheme
   }
 
   /** The method, upper case (as Node reports it). */
@@ -116,7 +124,7 @@ export class Exchange {
   get originalUrl(): string {
     const target = this.head.target
     const host = this.headers.host
-    return target.charCodeAt(0) === 0x2f && host !== undefined ? `http://${host}${target}` : target
+    return target.charCodeAt(0) === 0x2f && host !== undefined ? `${this.scheme}://${host}${target}` : target
   }
 
   /** The `MaxBodySize` in force, and a failure at once when the declared length is over it. */

@@ -53,6 +53,8 @@ export class AppSlot {
 export interface ServerContext {
   readonly slot: AppSlot
   readonly upgrades: UpgradeContext
+  /** The scheme of absolute `originalUrl`s. */
+  readonly scheme: "http" | "https"
 }
 
 const handleResponse = (
@@ -130,7 +132,7 @@ export const responder = (server: ServerContext, inFlight: InFlight) =>
     const hasBody = state.beginRequest(head)
     const app = server.slot.current
     if (app === undefined) return unavailable(head)
-    const exchange = new Exchange(state, head, remoteAddress, hasBody)
+    const exchange = new Exchange(state, head, remoteAddress, hasBody, server.scheme)
     const context = Context.add(app.context, HttpServerRequest.HttpServerRequest, new ServerRequest(exchange, server.upgrades))
     // the request's own fiber, as effect's Node server gives it; it runs now, so an app that answers without waiting
     // is done before this returns, and the loop goes on in the same read event
