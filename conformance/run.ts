@@ -30,6 +30,8 @@ const rewrites: ReadonlyArray<readonly [RegExp, string]> = [
   [/(["'])effect\/unstable\/socket(\/|["'])/g, "$1effect/socket$2"],
   [/(["'])effect\/unstable\/rpc(\/|["'])/g, "$1effect/rpc$2"],
   [/(["'])effect\/unstable\/workers(\/|["'])/g, "$1effect/workers$2"],
+  // newer effect 4 groups core modules in folders (`effect/schema/Schema`); 4.1 has them at the top
+  [/(["'])effect\/(?:schema|stream|time)\/([A-Z]\w*)(["'])/g, "$1effect/$2$3"],
   // newer platform-node re-exports ws from NodeSocket; 4.1.0 has it as its own module
   [/import \{ NodeWS \} from "@effect\/platform-node\/NodeSocket"/g, 'import * as NodeWS from "@effect/platform-node/NodeWS"']
 ]
@@ -58,6 +60,14 @@ interface Assertion {
   readonly fullName: string
   readonly status: string
   readonly failureMessages?: ReadonlyArray<string>
+}
+
+/** One test file in vitest's JSON report. */
+interface FileResult {
+  readonly name: string
+  readonly status: string
+  readonly message?: string
+  readonly assertionResults: ReadonlyArray<Assertion>
 }
 
 const filters = process.argv.slice(2)
@@ -97,14 +107,21 @@ for (const strategy of strategies) {
     continue
   }
   const report = JSON.parse(Fs.readFileSync(output, "utf8")) as {
-    readonly testResults: ReadonlyArray<{ readonly assertionResults: ReadonlyArray<Assertion> }>
+    readonly testResults: ReadonlyArray<FileResult>
   }
   const cases = report.testResults.flatMap((file) => file.assertionResults)
   const passed = cases.filter((c) => c.status === "passed")
-  const notPassed = cases.filter((c) => c.status !== "passed" && c.status !== "skipped" && c.status !== "pending")
-  if (notPassed.length > 0) failed = true
+  const skipped = cases.filter((c) => c.status === "skipped" || c.status === "pending" || c.status === "todo")
+  const notPassed = cases.filter((c) => c.status !== "passed" && !skipped.includes(c))
+  // a file that throws while loading has no cases at all: without this it would read as "0 of 0 passed"
+  const unloaded = report.testResults.filter((file) => file.status === "failed" && file.assertionResults.length === 0)
+  if (notPassed.length > 0 || unloaded.length > 0 || cases.length === 0) failed = true
   summary.push(
     `${strategy}: ${passed.length} of ${cases.length} cases passed` +
+      (skipped.length > 0 ? ` (${skipped.length} skipped or left out by .only: not run)` : "") +
+      unloaded.map((file) =>
+        `\n  could not load ${Path.relative(prepared, file.name)}: ${(file.message ?? "").split("\n")[0]}`
+      ).join("") +
       notPassed.map((c) => `\n  ${c.status}: ${c.fullName}`).join("")
   )
 }
