@@ -32,6 +32,8 @@ const rewrites: ReadonlyArray<readonly [RegExp, string]> = [
   [/(["'])effect\/unstable\/workers(\/|["'])/g, "$1effect/workers$2"],
   // newer effect 4 groups core modules in folders (`effect/schema/Schema`); 4.1 has them at the top
   [/(["'])effect\/(?:schema|stream|time)\/([A-Z]\w*)(["'])/g, "$1effect/$2$3"],
+  // renamed after 4.1 (same arguments)
+  [/\bSchema\.ErrorClass\b/g, "Schema.Error"],
   // newer platform-node re-exports ws from NodeSocket; 4.1.0 has it as its own module
   [/import \{ NodeWS \} from "@effect\/platform-node\/NodeSocket"/g, 'import * as NodeWS from "@effect/platform-node/NodeWS"']
 ]
@@ -88,9 +90,11 @@ let failed = false
 for (const strategy of strategies) {
   const output = Path.join(prepared, `result-${strategy}.json`)
   console.log(`\n== ${strategy}`)
+  // vitest's entry under this very Node: the `.bin` shim would take whichever `node` comes first on the PATH
   const run = spawnSync(
-    Path.join(root, "node_modules", ".bin", "vitest"),
+    process.execPath,
     [
+      Path.join(root, "node_modules", "vitest", "vitest.mjs"),
       "run",
       "--config",
       Path.join(here, "vitest.config.ts"),
