@@ -146,12 +146,6 @@ const limitsOf = (options: Options | undefined): internal.Limits => ({
  * Makes a parser for the requests of one connection, with the given limits. A bad limit is a defect (RangeError).
  * @category constructors
  */
-export const makeRequestParser = (options?: Options): RequestParser => {
-  const parser = new internal.RequestMachine(limitsOf(options))
-  return {
-    push: (chunk) => parser.push(chunk),
-    end: () => parser.end(),
-    resume: () => parser.continueHttp(),
-    takeRemaining: () => parser.takeRemaining()
-  }
-}
+export const makeRequestParser = (options?: Options): RequestParser =>
+  // the machine itself, not closures around it: a server keeps one parser per open connection
+  new internal.RequestMachine(limitsOf(options))

@@ -410,6 +410,41 @@ describe("Http1Parser", () => {
       )
     })
 
+    it("parsers of different connections may take turns, each with heads split across its pushes", () => {
+      // parsers share their field slots while a head is scanned within one push
+      const manyFields = `GET /many HTTP/1.1\r\n${
+        Array.from({ length: 40 }, (_, i) => `X-F${i}: v${i}\r\n`).join("")
+      }Host: h\r\n\r\n`
+      const inputs = [...validInputs, manyFields]
+      fc.assert(
+        fc.property(
+          fc.array(
+            fc.tuple(fc.constantFrom(...inputs), fc.array(fc.nat(), { maxLength: 6 })),
+            { minLength: 2, maxLength: 4 }
+          ),
+          fc.array(fc.nat(), { maxLength: 40 }),
+          (connections, turns) => {
+            const queues = connections.map(([text, points]) => {
+              const input = bytes(text)
+              return splitAt(input, points.map((p) => p % (input.length + 1)))
+            })
+            const parsers = connections.map(() => Http1Parser.makeRequestParser())
+            const events = connections.map((): Array<Http1Parser.ParseEvent> => [])
+            const pushNext = (i: number) => {
+              const chunk = queues[i].shift()
+              if (chunk !== undefined) events[i].push(...parsers[i].push(chunk))
+            }
+            for (const turn of turns) pushNext(turn % connections.length)
+            connections.forEach((_, i) => {
+              while (queues[i].length > 0) pushNext(i)
+              same(summarize(events[i]), parseChunks([bytes(connections[i][0])]))
+            })
+          }
+        ),
+        { numRuns: 300 }
+      )
+    })
+
     it("arbitrary bytes give events or a typed error, never a throw", () => {
       fc.assert(
         fc.property(fc.uint8Array({ maxLength: 400 }), fc.array(fc.nat(), { maxLength: 6 }), (input, points) => {

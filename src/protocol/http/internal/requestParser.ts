@@ -101,6 +101,21 @@ const retainedAccBytes = 4096
 const retainedFields = 32
 const noFields: ReadonlyArray<readonly [string, string]> = Object.freeze([])
 const endEvent: ParseEvent = Object.freeze({ _tag: "End", trailers: noFields })
+// what a parser points at between pushes: the events of a push belong to its caller once it returns
+const noEvents = Object.freeze([]) as unknown as Array<ParseEvent>
+// nothing held: a list is made only when a protocol switch pauses the parser
+const noHeld = Object.freeze([]) as unknown as Array<Uint8Array>
+// a Buffer, like the chunks Node sockets deliver: the scanner then sees one array shape and stays monomorphic
+const emptyAcc: Uint8Array = Buffer.alloc(0)
+/**
+ * The field slots of the section being scanned. Parsing is synchronous, so the parsers of a thread share these while
+ * a section is scanned within one push; a parser copies them into slots of its own only when its section spans
+ * pushes, and drops those when the section ends. An idle parser holds none.
+ */
+const sharedFields = new Int32Array(4 * retainedFields)
+// what a head's fields say about its framing and connection, also shared: filled and read within one emitSection
+const sharedFraming: FramingFields = makeFramingFields()
+const sharedSemantics: Semantics = { framing: framingNone, keepAlive: true, expectContinue: false, upgrade: false }
 
 type Latin1Slice = (this: Uint8Array, start: number, end: number) => string
 const nativeLatin1Slice = (Buffer.prototype as unknown as { readonly latin1Slice?: Latin1Slice }).latin1Slice
@@ -122,7 +137,7 @@ export class RequestMachine {
   readonly maxExtension: number
 
   state: State = State.Start
-  events: Array<ParseEvent> = []
+  events: Array<ParseEvent> = noEvents
 
   // A head or trailer section being scanned. Offsets are relative to `mark`, where the section starts in the
   // current buffer, so they stay valid when the partial section moves into `acc`.
@@ -138,14 +153,13 @@ export class RequestMachine {
   nameEnd = 0
   valueStart = 0
   count = 0
-  fields: Int32Array
+  fields: Int32Array = sharedFields
 
-  // The bounded copy of a section that spans pushes; `resume` is where scanning continues in it.
+  // The bounded copy of a section that spans pushes; `resumeAt` is where scanning continues in it.
   buffered = false
-  // a Buffer, like the chunks Node sockets deliver: the scanner then sees one array shape and stays monomorphic
-  acc: Uint8Array = Buffer.alloc(0)
+  acc: Uint8Array = emptyAcc
   accLen = 0
-  resume = 0
+  resumeAt = 0
 
   // An Int32Array view of the last scanned buffer's memory, for skipCleanWords; dropped after each push.
   wordsOf: ArrayBufferLike | undefined = undefined
@@ -158,12 +172,9 @@ export class RequestMachine {
   chunkDigits = 0
   extensionBytes = 0
 
-  readonly framing: FramingFields = makeFramingFields()
-  readonly semantics: Semantics = { framing: framingNone, keepAlive: true, expectContinue: false, upgrade: false }
-
   // The current message asks to switch protocols: pause once it ends. Bytes received while paused.
   upgrading = false
-  held: Array<Uint8Array> = []
+  held: Array<Uint8Array> = noHeld
 
   constructor(limits: Limits) {
     this.maxLine = limits.maxRequestLineBytes
@@ -171,37 +182,42 @@ export class RequestMachine {
     this.maxHeaders = limits.maxHeaders
     this.maxBody = limits.maxBodyBytes
     this.maxExtension = limits.maxChunkExtensionBytes
-    this.fields = new Int32Array(4 * Math.max(1, Math.min(this.maxHeaders, retainedFields)))
   }
 
   push(chunk: Uint8Array): Array<ParseEvent> {
     const events: Array<ParseEvent> = []
     this.events = events
+    this.parse(chunk)
+    this.events = noEvents
+    return events
+  }
+
+  parse(chunk: Uint8Array): void {
     if (this.state === State.Paused) {
-      if (chunk.length > 0) this.held.push(chunk)
-      return events
+      if (chunk.length > 0) this.hold(chunk)
+      return
     }
-    if (this.state >= State.Failed || chunk.length === 0) return events
+    if (this.state >= State.Failed || chunk.length === 0) return
     let p = 0
     if (this.buffered) {
       const old = this.accLen
       const cap = this.inTrailers ? this.maxHeaderBytes + 2 : this.maxLine + this.maxHeaderBytes + 4
       const n = Math.min(chunk.length, cap - old)
-      if (n <= 0) return this.failWith(this.inTrailers ? "HeaderSectionTooLarge" : "RequestLineTooLong")
+      if (n <= 0) return this.fail(this.inTrailers ? "HeaderSectionTooLarge" : "RequestLineTooLong")
       this.append(chunk, n)
-      const q = this.scanSection(this.acc, this.resume, this.accLen)
-      if (q === FAILED) return events
+      const q = this.scanSection(this.acc, this.resumeAt, this.accLen)
+      if (q === FAILED) return
       if (q === INCOMPLETE) {
-        this.resume = this.accLen
+        this.resumeAt = this.accLen
         // unreachable while the limit checks hold: a full buffer always breaks a limit first
         if (n < chunk.length) this.fail("HeaderSectionTooLarge")
-        return events
+        return
       }
       this.buffered = false
       this.accLen = 0
-      if (!this.finishSection(this.acc)) return events
+      if (!this.finishSection(this.acc)) return
       // an idle keep-alive connection should not hold the copy of one large head
-      if (this.acc.length > retainedAccBytes) this.acc = Buffer.alloc(0)
+      if (this.acc.length > retainedAccBytes) this.acc = emptyAcc
       // the section ended inside the bytes just appended: continue in `chunk`, without copying
       p = q - old
     }
@@ -210,28 +226,33 @@ export class RequestMachine {
       this.wordsOf = undefined
       this.words = emptyWords
     }
-    return events
   }
 
   end(): Array<ParseEvent> {
-    const events: Array<ParseEvent> = []
-    this.events = events
     // paused: the message before the pause was complete; whatever is held is the server's to judge
-    if (this.state >= State.Failed) return events
+    if (this.state >= State.Failed) return []
     if (this.state === State.Start || this.state === State.StartLf) {
       this.state = State.Ended
-      return events
+      return []
     }
+    const events: Array<ParseEvent> = []
+    this.events = events
     this.fail("UnexpectedEnd")
+    this.events = noEvents
     return events
   }
 
+  hold(chunk: Uint8Array): void {
+    if (this.held === noHeld) this.held = []
+    this.held.push(chunk)
+  }
+
   /** Parses the held bytes as HTTP again; the events they complete. Nothing when not paused. */
-  continueHttp(): Array<ParseEvent> {
+  resume(): Array<ParseEvent> {
     if (this.state !== State.Paused) return []
     this.state = State.Start
     const held = this.held
-    this.held = []
+    this.held = noHeld
     let events: Array<ParseEvent> = []
     for (const chunk of held) {
       const more = this.push(chunk)
@@ -244,7 +265,7 @@ export class RequestMachine {
   /** The held bytes, in one buffer; the parser is done for good. Empty when not paused. */
   takeRemaining(): Uint8Array {
     const held = this.held
-    this.held = []
+    this.held = noHeld
     const paused = this.state === State.Paused
     this.state = State.Ended
     if (!paused || held.length === 0) return emptyBytes
@@ -262,16 +283,12 @@ export class RequestMachine {
     }
   }
 
-  failWith(reason: HttpParseReason): Array<ParseEvent> {
-    this.fail(reason)
-    return this.events
-  }
-
   fail(reason: HttpParseReason): void {
     this.events.push({ _tag: "Error", error: HttpParseError.fromReason(reason) })
     this.state = State.Failed
     this.buffered = false
     this.accLen = 0
+    this.fields = sharedFields
   }
 
   append(chunk: Uint8Array, n: number): void {
@@ -296,15 +313,18 @@ export class RequestMachine {
     this.accLen = 0
     this.append(buf.subarray(this.mark, end), n)
     this.mark = 0
-    this.resume = n
+    this.resumeAt = n
     this.buffered = true
+    // the section goes on in a later push, after other parsers may have used the shared slots
+    // (the slots used so far and room for a few more: growFields adds the rest)
+    if (this.fields === sharedFields) this.fields = sharedFields.slice(0, 4 * this.count + 16)
   }
 
   run(buf: Uint8Array, p: number, end: number): void {
     while (p < end) {
       const state = this.state
       if (state === State.Paused) {
-        this.held.push(buf.subarray(p, end))
+        this.hold(buf.subarray(p, end))
         return
       }
       if (state <= State.SectionLf) {
@@ -581,8 +601,8 @@ export class RequestMachine {
   /** Turns the scanned section into strings once and emits its events. False after an error. */
   finishSection(buf: Uint8Array): boolean {
     const ok = this.emitSection(buf)
-    // an idle keep-alive connection should not hold the slots of one head with many fields either
-    if (this.fields.length > 4 * retainedFields) this.fields = new Int32Array(4 * retainedFields)
+    // own slots (a section that spanned pushes, or one with many fields) are dropped with the section
+    this.fields = sharedFields
     return ok
   }
 
@@ -612,7 +632,7 @@ export class RequestMachine {
     const method = knownMethod(buf, base, base + this.methodEnd) ?? text.substring(0, this.methodEnd)
     const target = text.substring(this.targetStart, this.targetEnd)
     const version = this.minor === 1 ? "HTTP/1.1" : "HTTP/1.0"
-    const framing = this.framing
+    const framing = sharedFraming
     resetFramingFields(framing)
     const headers: Array<readonly [string, string]> = []
     for (let i = 0; i < count; i++) {
@@ -622,7 +642,7 @@ export class RequestMachine {
       headers.push([this.nameOf(id, text, o), value])
       if (id >= 0 && id < framingNameCount) collectKnownField(framing, id, value)
     }
-    const semantics = this.semantics
+    const semantics = sharedSemantics
     const reason = analyzeRequest(method, target, version, framing, semantics, true)
     if (reason !== undefined) {
       this.fail(reason)
