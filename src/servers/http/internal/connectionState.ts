@@ -76,6 +76,8 @@ const connectionClosed = new HttpRequestError({
   message: "the connection ended before the body was complete"
 })
 
+const noEvents = Object.freeze([]) as unknown as Array<Http1Parser.ParseEvent>
+
 /** The state of one connection; also the body source of its current request. */
 export class ConnectionState implements BodySource, Member {
   readonly connection: Connection.Connection
@@ -88,7 +90,7 @@ export class ConnectionState implements BodySource, Member {
   /** The fiber that runs the request loop, which a stop interrupts. */
   loopFiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
 
-  events: Array<Http1Parser.ParseEvent> = []
+  events: Array<Http1Parser.ParseEvent> = noEvents
   index = 0
   /** Response bytes not written yet: written together when the events of a read are used up. */
   out: Array<Uint8Array> = []
@@ -110,11 +112,11 @@ export class ConnectionState implements BodySource, Member {
   /** The current request asked to switch protocols: the parser holds what follows until resumed. */
   switchAsked = false
 
-  /** Writes `out`. */
-  readonly flush: Effect.Effect<void, Connection.ConnectionError>
-  /** Reads and parses more input; false when the input ended without events. */
-  readonly readMore: Effect.Effect<boolean, Connection.ConnectionError>
-  readonly pull: Pull.Pull<Batch, HttpRequestError>
+  // Built on first use, then kept: an idle connection that never needed them (one whose writes always went out at
+  // once, whose requests had no body) holds none.
+  #flush: Effect.Effect<void, Connection.ConnectionError> | undefined = undefined
+  #readMore: Effect.Effect<boolean, Connection.ConnectionError> | undefined = undefined
+  #pull: Pull.Pull<Batch, HttpRequestError> | undefined = undefined
 
   constructor(
     connection: Connection.Connection,
@@ -127,22 +129,34 @@ export class ConnectionState implements BodySource, Member {
     this.config = config
     this.signal = signal
     this.parser = Http1Parser.makeRequestParser(config.parser)
-    this.flush = Effect.suspend(() => {
+  }
+
+  /** Writes `out`. */
+  get flush(): Effect.Effect<void, Connection.ConnectionError> {
+    return this.#flush ??= Effect.suspend(() => {
       const out = this.out
       this.out = []
-      return connection.writeAll(out)
+      return this.connection.writeAll(out)
     })
-    // built once: a read is the hot path of every keep-alive request
+  }
+
+  /** Reads and parses more input; false when the input ended without events. */
+  get readMore(): Effect.Effect<boolean, Connection.ConnectionError> {
+    if (this.#readMore !== undefined) return this.#readMore
+    // built once: a read is the hot path of every request body
     const readOrEnd = Effect.catchIf(
-      Effect.map(connection.read, (batch) => this.pushAll(batch)),
+      Effect.map(this.connection.read, (batch) => this.pushAll(batch)),
       Cause.isDone,
       () => Effect.sync(() => this.endOfInput())
     ) as Effect.Effect<boolean, Connection.ConnectionError>
-    this.readMore = Effect.suspend(() => {
+    return this.#readMore = Effect.suspend(() => {
       this.awaitingInput = true
       return readOrEnd
     })
-    this.pull = Effect.suspend(() => this.nextBody())
+  }
+
+  get pull(): Pull.Pull<Batch, HttpRequestError> {
+    return this.#pull ??= Effect.suspend(() => this.nextBody())
   }
 
   stopWith(reason: StopReason): void {
@@ -199,7 +213,13 @@ export class ConnectionState implements BodySource, Member {
   }
 
   nextEvent(): Http1Parser.ParseEvent | undefined {
-    return this.index < this.events.length ? this.events[this.index++] : undefined
+    if (this.index < this.events.length) return this.events[this.index++]
+    if (this.index > 0) {
+      // the events of the last read are used up: an idle connection keeps none of them, nor the head they held
+      this.events = noEvents
+      this.index = 0
+    }
+    return undefined
   }
 
   /** The start of a request: phase, request timeout, body and `100 Continue` state. */

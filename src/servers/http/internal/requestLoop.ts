@@ -40,7 +40,7 @@ const loop = <R>(state: ConnectionState, serve: ServeRequest<R>): Effect.Effect<
           continue
         }
         if (state.out.length > 0) {
-          if (!state.connection.tryWriteAll(state.out)) return flushThenStep
+          if (!state.connection.tryWriteAll(state.out)) return flushThenStep ??= Effect.flatMap(state.flush, step)
           // the socket took the chunks; the list itself is ours to reuse
           state.out.length = 0
         }
@@ -71,7 +71,8 @@ const loop = <R>(state: ConnectionState, serve: ServeRequest<R>): Effect.Effect<
       return step()
     }
   })
-  const flushThenStep = Effect.flatMap(state.flush, step)
+  // built when a write first has to wait: most idle connections never needed it
+  let flushThenStep: Effect.Effect<StopReason, Connection.ConnectionError, R> | undefined
   return Effect.suspend(step)
 }
 
