@@ -39,6 +39,7 @@ import type { HttpResponse } from "./HttpResponse.ts"
 import { BodyState, drain, finishAfterBody, finishRequest, writeStream } from "./internal/connectionState.ts"
 import type { Config, ConnectionState } from "./internal/connectionState.ts"
 import { serveConnection } from "./internal/requestLoop.ts"
+import type { ServeRequest } from "./internal/requestLoop.ts"
 import { Supervisor } from "./internal/supervisor.ts"
 import { encodeFixed, encodeStreamHead, errorResponse, modeOf, streamFraming } from "./internal/wire.ts"
 
@@ -198,8 +199,10 @@ export const handler = <E, R>(
 ): Handler.StreamHandler<Connection.ConnectionError, R> => {
   const config = configOf(options)
   const supervisor = supervisorFor(config)
-  return Handler.stream((connection) =>
-    serveConnection(connection, config, supervisor, (state) => (head) => serveRequest(state, head, app)), {
+  // one function for every connection (the loop passes the state): nothing to make per connection
+  const serve: ServeRequest<R> = (head, state) => serveRequest(state, head, app)
+  const responder = () => serve
+  return Handler.stream((connection) => serveConnection(connection, config, supervisor, responder), {
     name: options?.name ?? "http",
     module: options?.module,
     export: options?.export

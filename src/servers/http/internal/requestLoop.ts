@@ -24,7 +24,10 @@ import { encodeFixed, errorResponse, Mode } from "./wire.ts"
  * state's `out` and the request finished), else the effect that answers it. It must finish the request
  * (`finishRequest`) before it is done.
  */
-export type ServeRequest<R> = (head: HttpRequestHead) => Effect.Effect<void, Connection.ConnectionError, R> | undefined
+export type ServeRequest<R> = (
+  head: HttpRequestHead,
+  state: ConnectionState
+) => Effect.Effect<void, Connection.ConnectionError, R> | undefined
 
 const idleStop: Effect.Effect<StopReason> = Effect.succeed(StopReason.Idle)
 
@@ -49,7 +52,7 @@ const loop = <R>(state: ConnectionState, serve: ServeRequest<R>): Effect.Effect<
         return undefined
       }
       if (event._tag === "Head") {
-        const serving = serve(event.head)
+        const serving = serve(event.head, state)
         if (serving !== undefined) return Effect.flatMap(serving, step)
       } else if (event._tag === "Error") {
         // RFC 9112 §9.6 (and every parse error): answer if possible, then close
@@ -86,23 +89,40 @@ export const serveConnection = <R>(
   supervisor: Supervisor,
   responder: (state: ConnectionState) => ServeRequest<R>
 ): Effect.Effect<void, Connection.ConnectionError, R> =>
-  Effect.gen(function*() {
-    const signal = yield* Server.Shutdown
+  // A chain of effects, not a generator: what waits for the whole life of the connection is one continuation, not a
+  // suspended generator with its registers.
+  Effect.flatMap(Effect.service(Server.Shutdown), (signal) => {
     const state = new ConnectionState(connection, supervisor, config, signal)
     state.setDeadline(config.keepAliveTimeout, StopReason.Idle)
-    yield* supervisor.join(state)
-    // The loop runs in one fiber that a deadline or a shutdown interrupts: racing it against a stop signal would
-    // keep two more fibers per connection for as long as it lives.
-    const exit = yield* Stoppable.runStoppable(loop(state, responder(state)), (fiber) => state.loopStarted(fiber)).pipe(
-      Effect.ensuring(supervisor.leave(state))
+    return Effect.andThen(
+      supervisor.join(state),
+      Effect.suspend(() =>
+        // The loop runs in one fiber that a deadline or a shutdown interrupts: racing it against a stop signal would
+        // keep two more fibers per connection for as long as it lives.
+        Effect.flatMap(
+          Effect.ensuring(
+            Stoppable.runStoppable(loop(state, responder(state)), (fiber) => state.loopStarted(fiber)),
+            supervisor.leave(state)
+          ),
+          (exit) => afterLoop(state, exit)
+        )
+      )
     )
-    let reason: StopReason
-    if (Exit.isSuccess(exit)) reason = exit.value
-    else if (state.stopReason !== undefined && Cause.hasInterruptsOnly(exit.cause)) reason = state.stopReason
-    else return yield* Effect.failCause(exit.cause)
-    if ((reason === StopReason.Headers || reason === StopReason.Request) && !state.responseStarted) {
-      const out = state.out
-      out.push(encodeFixed(errorResponse(408), Mode.Close, false))
-      yield* Effect.ignore(connection.writeAll(out))
-    }
   })
+
+/** Answers 408 when a headers or request timeout stopped the loop before any byte of a response went out. */
+const afterLoop = (
+  state: ConnectionState,
+  exit: Exit.Exit<StopReason, Connection.ConnectionError>
+): Effect.Effect<void, Connection.ConnectionError> => {
+  let reason: StopReason
+  if (Exit.isSuccess(exit)) reason = exit.value
+  else if (state.stopReason !== undefined && Cause.hasInterruptsOnly(exit.cause)) reason = state.stopReason
+  else return Effect.failCause(exit.cause)
+  if ((reason === StopReason.Headers || reason === StopReason.Request) && !state.responseStarted) {
+    const out = state.out
+    out.push(encodeFixed(errorResponse(408), Mode.Close, false))
+    return Effect.ignore(state.connection.writeAll(out))
+  }
+  return Effect.void
+}
