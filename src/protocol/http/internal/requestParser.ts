@@ -110,9 +110,13 @@ const emptyAcc: Uint8Array = Buffer.alloc(0)
 /**
  * The field slots of the section being scanned. Parsing is synchronous, so the parsers of a thread share these while
  * a section is scanned within one push; a parser copies them into slots of its own only when its section spans
- * pushes, and drops those when the section ends. An idle parser holds none.
+ * pushes, and gives those back when the section ends. An idle parser holds none.
  */
 const sharedFields = new Int32Array(4 * retainedFields)
+// Slots given back, for the next section that spans pushes: heads split across reads (pipelining) allocate nothing.
+// A thread keeps at most `maxSpareFields` of them, whatever its number of connections.
+const spareFields: Array<Int32Array> = []
+const maxSpareFields = 64
 // what a head's fields say about its framing and connection, also shared: filled and read within one emitSection
 const sharedFraming: FramingFields = makeFramingFields()
 const sharedSemantics: Semantics = { framing: framingNone, keepAlive: true, expectContinue: false, upgrade: false }
@@ -288,7 +292,7 @@ export class RequestMachine {
     this.state = State.Failed
     this.buffered = false
     this.accLen = 0
-    this.fields = sharedFields
+    this.releaseFields()
   }
 
   append(chunk: Uint8Array, n: number): void {
@@ -316,8 +320,22 @@ export class RequestMachine {
     this.resumeAt = n
     this.buffered = true
     // the section goes on in a later push, after other parsers may have used the shared slots
-    // (the slots used so far and room for a few more: growFields adds the rest)
-    if (this.fields === sharedFields) this.fields = sharedFields.slice(0, 4 * this.count + 16)
+    if (this.fields === sharedFields) {
+      const own = spareFields.pop() ?? new Int32Array(sharedFields.length)
+      // (`count` is stale while the request line is scanned: copying too much is harmless)
+      const used = Math.min(4 * this.count, own.length)
+      for (let i = 0; i < used; i++) own[i] = sharedFields[i]
+      this.fields = own
+    }
+  }
+
+  /** Back to the shared slots, the section's own (if any) kept for another one. */
+  releaseFields(): void {
+    const own = this.fields
+    if (own === sharedFields) return
+    this.fields = sharedFields
+    // grown slots are not kept: a head with many fields should not leave a large array behind
+    if (own.length === sharedFields.length && spareFields.length < maxSpareFields) spareFields.push(own)
   }
 
   run(buf: Uint8Array, p: number, end: number): void {
@@ -601,8 +619,8 @@ export class RequestMachine {
   /** Turns the scanned section into strings once and emits its events. False after an error. */
   finishSection(buf: Uint8Array): boolean {
     const ok = this.emitSection(buf)
-    // own slots (a section that spanned pushes, or one with many fields) are dropped with the section
-    this.fields = sharedFields
+    // own slots (a section that spanned pushes, or one with many fields) go with the section
+    this.releaseFields()
     return ok
   }
 
