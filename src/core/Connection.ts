@@ -94,6 +94,12 @@ export interface Connection {
    * the request of a client that left.
    */
   readonly closed: Effect.Effect<void>
+  /**
+   * Ends the input here, as if the peer had half-closed: a read that waits for bytes ends at once with `Cause.Done`,
+   * and so does every later read once the bytes already received are read. The socket stops reading from the kernel.
+   * For a handler that stops at a graceful shutdown without a fiber of its own watching for it (the echo does).
+   */
+  readonly stopReading: Effect.Effect<void>
   /** Half-close: flush what was written, send end-of-stream, keep reading. */
   readonly end: Effect.Effect<void>
   /** Closes both directions now; unsent data is discarded. */

@@ -6,15 +6,31 @@ import * as WorkerStrategy from "../../src/core/WorkerStrategy.ts"
 import * as Handlers from "../fixtures/handlers.ts"
 import * as Loopback from "../utils/loopback.ts"
 
+const tcp = () => Loopback.listenerLayer(Transport.tcp())
+const implementations = [
+  { name: "fiber", layer: () => Strategy.layerFiber(), listener: tcp },
+  { name: "worker", layer: () => WorkerStrategy.layer({ size: 1 }), listener: tcp },
+  // without a socket to move, the worker gets the connection relayed over a port by the main thread
+  { name: "worker (relayed)", layer: () => WorkerStrategy.layer({ size: 1 }), listener: () => Loopback.withoutSockets(tcp()) }
+]
+
 describe("Connection", () => {
+  describe("stopReading", () => {
+    for (const { name, layer, listener } of implementations) {
+      it.live(`${name}: ends a read that waits and every later read, as the peer's half-close would`, () =>
+        Effect.gen(function*() {
+          const server = yield* Loopback.startServerOn(listener(), layer(), Handlers.stopReadingProbe)
+          const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+          socket.write("a")
+          const answer = "open\nwaiting=done later=done\n"
+          assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(socket, answer.length))).toString(), answer)
+          assert.strictEqual(yield* Effect.promise(() => Loopback.closed(socket)), "end")
+        }), 30_000)
+    }
+  })
+
   describe("closed", () => {
-    const tcp = () => Loopback.listenerLayer(Transport.tcp())
-    for (const { name, layer, listener } of [
-      { name: "fiber", layer: () => Strategy.layerFiber(), listener: tcp },
-      { name: "worker", layer: () => WorkerStrategy.layer({ size: 1 }), listener: tcp },
-      // without a socket to move, the worker gets the connection relayed over a port by the main thread
-      { name: "worker (relayed)", layer: () => WorkerStrategy.layer({ size: 1 }), listener: () => Loopback.withoutSockets(tcp()) }
-    ]) {
+    for (const { name, layer, listener } of implementations) {
       it.live(`${name}: completes when the peer resets the connection, not when it half-closes`, () =>
         Effect.gen(function*() {
           const failures = yield* Deferred.make<string>()

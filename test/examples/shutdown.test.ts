@@ -72,16 +72,28 @@ describe("examples stop at once on a signal when their clients are idle", () => 
       assert.strictEqual(yield* endOf(socket), "end")
     }))
 
-  it.live("echo-server --transport unix: SIGINT with an idle client exits 0", () =>
-    Effect.gen(function*() {
-      const path = Loopback.tempSocketPath("shutdown")
-      const program = yield* Processes.start("examples/echo-server.ts", ["--transport", "unix", "--path", path])
-      yield* Effect.promise(() => program.waitFor(new RegExp(`^listening on ${path}$`)))
-      const socket = yield* idleEchoClient({ path })
-      program.signal("SIGINT")
-      assert.strictEqual(yield* Processes.exitWithin(program, bound), 0)
-      assert.strictEqual(yield* endOf(socket), "end")
-    }))
+  // under worker the main thread relays a Unix-stream connection: the worker's end of the relay must stop reading too
+  for (const strategy of ["fiber", "worker"] as const) {
+    it.live(`echo-server --transport unix --strategy ${strategy}: SIGINT with an idle client exits 0`, () =>
+      Effect.gen(function*() {
+        const path = Loopback.tempSocketPath("shutdown")
+        const program = yield* Processes.start("examples/echo-server.ts", [
+          "--transport",
+          "unix",
+          "--path",
+          path,
+          "--strategy",
+          strategy,
+          "--workers",
+          "2"
+        ])
+        yield* Effect.promise(() => program.waitFor(new RegExp(`^listening on ${path}$`)))
+        const socket = yield* idleEchoClient({ path })
+        program.signal("SIGINT")
+        assert.strictEqual(yield* Processes.exitWithin(program, bound), 0)
+        assert.strictEqual(yield* endOf(socket), "end")
+      }))
+  }
 
   it.live("echo-server --transport udp: SIGINT exits 0", () =>
     Effect.gen(function*() {

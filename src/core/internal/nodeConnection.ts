@@ -220,6 +220,7 @@ class NodeConnection implements Connection.Connection {
   #writeAll: Connection.Connection["writeAll"] | undefined = undefined
   #tryWriteAll: Connection.Connection["tryWriteAll"] | undefined = undefined
   #closed: Effect.Effect<void> | undefined = undefined
+  #stopReading: Effect.Effect<void> | undefined = undefined
   #end: Effect.Effect<void> | undefined = undefined
   #close: Effect.Effect<void> | undefined = undefined
 
@@ -479,6 +480,16 @@ class NodeConnection implements Connection.Connection {
       return Effect.sync(() => {
         waiters.delete(waiter)
       })
+    })
+  }
+
+  get stopReading(): Effect.Effect<void> {
+    return this.#stopReading ??= Effect.sync(() => {
+      if (this.ended) return
+      // reads now end as at the peer's end of stream; what arrives later stays in the kernel
+      this.ended = true
+      if (!this.raw.destroyed) this.raw.pause()
+      this.wake()
     })
   }
 

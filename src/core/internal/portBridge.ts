@@ -187,6 +187,13 @@ export const connection = (
       // every write waits for the server's acknowledgement, so there is no write that needs no waiting
       tryWriteAll: () => false,
       closed: gone,
+      // a read that waits takes this end of stream; a later one sees `eof` (the server's answer to it, if any, is
+      // left unread)
+      stopReading: Effect.sync(() => {
+        if (eof) return
+        eof = true
+        Queue.offerUnsafe(answers, { _tag: "Eof" })
+      }),
       end: settle((seq) => ({ _tag: "End", seq })),
       close: settle((seq) => ({ _tag: "Close", seq }))
     } satisfies Connection.Connection

@@ -6,8 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Exit, Pull } from "effect"
-import type { Fiber } from "effect"
+import { Cause, Effect, Pull } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import type * as Connection from "../../core/Connection.ts"
 import type * as Datagram from "../../core/Datagram.ts"
@@ -33,7 +32,6 @@ export const echoConnection = (connection: Connection.Connection): Effect.Effect
     // shutdown sees it even before the fiber resumes; the fast path pays nothing for it.
     let owing = false
     let stopping = false
-    let reading: Fiber.Fiber<never, Connection.ConnectionError | Cause.Done> | undefined
     const echoNow = (batch: NonEmptyReadonlyArray<Uint8Array>) => {
       if (connection.tryWriteAll(batch)) return undefined
       owing = true
@@ -47,24 +45,18 @@ export const echoConnection = (connection: Connection.Connection): Effect.Effect
       connection.readWhileLent(echoNow),
       (batch) => Effect.andThen(connection.writeAll(batch), afterWrite)
     )
-    // Interrupts a read that waits, unless a batch is owed: then the loop ends itself after it.
-    const stop = () => {
+    // Ends the input, so that a read that waits ends at once; a batch still owed is written first, then the loop
+    // ends itself. The loop runs in the handler's fiber: a fiber of its own to interrupt would cost every idle
+    // connection one more fiber.
+    const cancel = Stoppable.onShutdown(shutdown, () => {
       stopping = true
-      if (!owing) reading?.interruptUnsafe()
-    }
-    const cancel = Stoppable.onShutdown(shutdown, stop)
-    const started = (fiber: Fiber.Fiber<never, Connection.ConnectionError | Cause.Done>) => {
-      reading = fiber
-      if (stopping && !owing) fiber.interruptUnsafe()
-    }
-    return Stoppable.runStoppable(loop, started).pipe(
-      Effect.flatMap((exit) =>
-        Exit.isSuccess(exit) || Pull.isDoneCause(exit.cause) || (stopping && Cause.hasInterruptsOnly(exit.cause))
-          ? connection.end
-          : Effect.failCause(exit.cause as Cause.Cause<Connection.ConnectionError>)
-      ),
-      Effect.ensuring(Effect.sync(cancel))
-    )
+      if (!owing) Effect.runSync(connection.stopReading)
+    })
+    return Effect.matchCauseEffect(loop, {
+      onSuccess: () => connection.end,
+      onFailure: (cause) =>
+        Pull.isDoneCause(cause) ? connection.end : Effect.failCause(cause as Cause.Cause<Connection.ConnectionError>)
+    }).pipe(Effect.ensuring(Effect.sync(cancel)))
   })
 
 /**
