@@ -26,6 +26,16 @@ describe("Connection", () => {
           assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(socket, answer.length))).toString(), answer)
           assert.strictEqual(yield* Effect.promise(() => Loopback.closed(socket)), "end")
         }), 30_000)
+
+      it.live(`${name}: before the first read, ends that read even when the peer has sent bytes`, () =>
+        Effect.gen(function*() {
+          const server = yield* Loopback.startServerOn(listener(), layer(), Handlers.stopBeforeReadProbe)
+          const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
+          socket.write("unread")
+          const answer = "first=done\n"
+          assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(socket, answer.length))).toString(), answer)
+          assert.strictEqual(yield* Effect.promise(() => Loopback.closed(socket)), "end")
+        }), 30_000)
     }
   })
 

@@ -397,7 +397,8 @@ class NodeConnection implements Connection.Connection {
         this.attach(own)
       }
     }
-    this.raw.resume()
+    // input ended before the first read (`stopReading`): the socket stays paused, the read ends at once
+    if (!this.ended) this.raw.resume()
   }
 
   // --- writing
