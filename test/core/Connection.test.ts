@@ -17,25 +17,21 @@ const implementations = [
 describe("Connection", () => {
   describe("stopReading", () => {
     for (const { name, layer, listener } of implementations) {
-      it.live(`${name}: ends a read that waits and every later read, as the peer's half-close would`, () =>
+      // the probe handler answers what its reads saw, then half-closes
+      const probe = (handler: typeof Handlers.stopReadingProbe, send: string, answer: string) =>
         Effect.gen(function*() {
-          const server = yield* Loopback.startServerOn(listener(), layer(), Handlers.stopReadingProbe)
+          const server = yield* Loopback.startServerOn(listener(), layer(), handler)
           const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
-          socket.write("a")
-          const answer = "open\nwaiting=done later=done\n"
+          socket.write(send)
           assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(socket, answer.length))).toString(), answer)
           assert.strictEqual(yield* Effect.promise(() => Loopback.closed(socket)), "end")
-        }), 30_000)
+        })
+
+      it.live(`${name}: ends a read that waits and every later read, as the peer's half-close would`, () =>
+        probe(Handlers.stopReadingProbe, "a", "open\nwaiting=done later=done\n"), 30_000)
 
       it.live(`${name}: before the first read, ends that read even when the peer has sent bytes`, () =>
-        Effect.gen(function*() {
-          const server = yield* Loopback.startServerOn(listener(), layer(), Handlers.stopBeforeReadProbe)
-          const socket = yield* Effect.promise(() => Loopback.connect(Loopback.targetOf(server.address)))
-          socket.write("unread")
-          const answer = "first=done\n"
-          assert.strictEqual((yield* Effect.promise(() => Loopback.readExactly(socket, answer.length))).toString(), answer)
-          assert.strictEqual(yield* Effect.promise(() => Loopback.closed(socket)), "end")
-        }), 30_000)
+        probe(Handlers.stopBeforeReadProbe, "unread", "first=done\n"), 30_000)
     }
   })
 
