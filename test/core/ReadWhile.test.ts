@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit } from "effect"
+import { Cause, Deferred, Effect, Exit, Pull } from "effect"
 import { Buffer } from "node:buffer"
 import * as Connection from "../../src/core/Connection.ts"
 import * as Handler from "../../src/core/Handler.ts"
@@ -80,6 +80,40 @@ describe("Connection.readWhile", () => {
       const payload = Loopback.bytes(4 * 1024 * 1024, 77)
       const reply = yield* Effect.promise(() => Loopback.exchange(Loopback.targetOf(server.address), payload, 30_000))
       assert.isTrue(Buffer.from(payload).equals(reply))
+    }), 30_000)
+
+  it.live("bytes a lending step hands to its fiber stay intact while other connections read", () =>
+    Effect.gen(function*() {
+      // Small reads of every connection go into one shared buffer: what a step returns must not be overwritten by the
+      // next connection's read while the fiber still holds it.
+      const handler = Handler.stream((connection) =>
+        Effect.gen(function*() {
+          const batch = yield* connection.readWhileLent((batch) => batch)
+          yield* Effect.sleep("20 millis")
+          yield* connection.writeAll(batch)
+        }).pipe(Effect.forever, Pull.catchDone(() => connection.end)))
+      const server = yield* Loopback.startServer(Transport.tcp(), Strategy.layerFiber(), handler)
+      const target = Loopback.targetOf(server.address)
+      const clients = 8
+      const rounds = 10
+      const replies = yield* Effect.forEach(
+        Array.from({ length: clients }, (_, client) => client),
+        (client) =>
+          Effect.promise(async () => {
+            const socket = await Loopback.connect(target)
+            const seen: Array<string> = []
+            for (let round = 0; round < rounds; round++) {
+              const message = `client ${client} round ${round};`
+              socket.write(message)
+              seen.push((await Loopback.readExactly(socket, message.length)).toString())
+            }
+            socket.destroy()
+            return seen
+          }),
+        { concurrency: "unbounded" }
+      )
+      replies.forEach((seen, client) =>
+        assert.deepStrictEqual(seen, Array.from({ length: rounds }, (_, round) => `client ${client} round ${round};`)))
     }), 30_000)
 
   it.live("an interrupted readWhile leaves later bytes to the next read", () =>

@@ -16,8 +16,8 @@
  * Memory: a server may hold tens of thousands of idle connections, so one costs little more than its
  * Node socket. The state is one object (`NodeConnection`); the socket's listeners are shared
  * functions that find it through the socket; the members of `Connection` are built on first use
- * (an idle echo connection never builds `read` or `write`); a lent read buffer starts small and
- * grows only for a connection that fills it.
+ * (an idle echo connection never builds `read` or `write`); small lent reads go into one buffer per
+ * thread and are copied out, and only a connection that fills it gets large buffers of its own.
  */
 import { Cause, Duration, Effect, Stream } from "effect"
 import type { Scope } from "effect"
@@ -52,6 +52,13 @@ export const defaultHighWaterMark = 256 * 1024
 /** Lent read buffers: a connection that fills a small one reads into large ones, as Node's own reads. */
 const smallLentBytes = 1024
 const largeLentBytes = 64 * 1024
+
+/**
+ * The small lent buffer, one per thread: an idle connection holds none of its own. Safe to share because Node reads
+ * into it only just before our read callback runs, and the callback copies the bytes out (see `lentRead`).
+ */
+let sharedSmall: Buffer | undefined
+const sharedSmallBuffer = (): Buffer => sharedSmall ??= Buffer.allocUnsafeSlow(smallLentBytes)
 
 /** Free large lent buffers a connection keeps for its next reads. */
 const maxSpareBuffers = 4
@@ -199,7 +206,7 @@ class NodeConnection implements Connection.Connection {
   lending = false
   lingering = false
   lingerTimer: ReturnType<typeof setTimeout> | undefined = undefined
-  /** The lent buffer the next read goes into. */
+  /** The large lent buffer the next read goes into while the connection streams; else the thread's shared one. */
   readBuffer: Buffer | undefined = undefined
   /** While reads are lent: called as each write completes, to free the buffers it held. */
   written: (() => void) | undefined = undefined
@@ -342,34 +349,38 @@ class NodeConnection implements Connection.Connection {
 
   // --- lent reads
 
+  /** The buffer Node reads this connection's next bytes into: its own large one while it streams, else the shared one. */
   nextReadBuffer(): Buffer {
-    return this.readBuffer ??= Buffer.allocUnsafeSlow(smallLentBytes)
+    return this.readBuffer ?? sharedSmallBuffer()
   }
 
   lentRead(nread: number, buf: Uint8Array): void {
     if (this.lingering) return
     const buffer = buf as Buffer
     const view = buffer.subarray(0, nread)
-    // a connection that fills its buffer streams: its next reads go into large ones
-    const grow = nread === buffer.length && buffer.length < largeLentBytes
-    if (this.stepper === undefined || !this.stepLends) {
+    if (buffer === sharedSmall) {
+      // The shared buffer: every connection of this thread reads into it, so the bytes leave it before the next read
+      // (a copy of at most 1 KiB). A connection that fills it streams: its next reads go into large buffers of its own.
+      if (nread === buffer.length) this.readBuffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(largeLentBytes)
       this.data(Buffer.from(view))
-      if (grow) this.readBuffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(largeLentBytes)
       return
     }
-    // When the step is over the fiber may still use the bytes, and a write the step made may point into the
-    // buffer until it is written: either way the next read goes into another buffer.
-    if (this.runStep(view)) this.readBuffer = undefined
+    // This connection's own large buffer: a lending step gets the bytes in place. When the step is over the fiber may
+    // still use them, and a write the step made may point into the buffer until it is written: either way the next
+    // read goes into another buffer.
+    let next: Buffer | undefined = buffer
+    if (this.stepper === undefined || !this.stepLends) this.data(Buffer.from(view))
+    else if (this.runStep(view)) next = undefined
     else if (this.raw.writableLength > 0) {
       ;(this.held ??= []).push(buffer)
-      this.readBuffer = undefined
+      next = undefined
     }
-    if (grow || (this.readBuffer === undefined && buffer.length === largeLentBytes)) {
-      this.readBuffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(largeLentBytes)
-    } else if (this.readBuffer === buffer && buffer.length === largeLentBytes && nread <= smallLentBytes / 8) {
-      // tiny reads again (the stream is over, or it idles): go back to a small buffer and drop the spares
-      this.readBuffer = Buffer.allocUnsafeSlow(smallLentBytes)
+    if (next === buffer && nread <= smallLentBytes / 8) {
+      // tiny reads again (the stream is over, or it idles): back to the shared buffer, and the spares go
+      this.readBuffer = undefined
       this.spare.length = 0
+    } else if (next === undefined) {
+      this.readBuffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(largeLentBytes)
     }
   }
 
