@@ -12,7 +12,7 @@ import type * as Connection from "../../core/Connection.ts"
 import type * as Datagram from "../../core/Datagram.ts"
 import * as Handler from "../../core/Handler.ts"
 import * as Server from "../../core/Server.ts"
-import * as Stoppable from "../internal/stoppable.ts"
+import * as ShutdownWatch from "../internal/shutdownWatch.ts"
 
 /**
  * Echoes one connection: each batch read is written back as one batch, so a read that delivered
@@ -48,7 +48,7 @@ export const echoConnection = (connection: Connection.Connection): Effect.Effect
     // Ends the input, so that a read that waits ends at once; a batch still owed is written first, then the loop
     // ends itself. The loop runs in the handler's fiber: a fiber of its own to interrupt would cost every idle
     // connection one more fiber.
-    const cancel = Stoppable.onShutdown(shutdown, () => {
+    const cancel = ShutdownWatch.onShutdown(shutdown, () => {
       stopping = true
       if (!owing) Effect.runSync(connection.stopReading)
     })

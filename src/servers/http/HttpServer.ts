@@ -38,7 +38,7 @@ import { HttpRequest, HttpRequestError } from "./HttpRequest.ts"
 import type { HttpResponse } from "./HttpResponse.ts"
 import { BodyState, drain, finishAfterBody, finishRequest, writeStream } from "./internal/connectionState.ts"
 import type { Config, ConnectionState } from "./internal/connectionState.ts"
-import { serveConnection } from "./internal/requestLoop.ts"
+import { answerInFiber, serveConnection } from "./internal/requestLoop.ts"
 import type { ServeRequest } from "./internal/requestLoop.ts"
 import { Supervisor } from "./internal/supervisor.ts"
 import { encodeFixed, encodeStreamHead, errorResponse, modeOf, streamFraming } from "./internal/wire.ts"
@@ -200,7 +200,10 @@ export const handler = <E, R>(
   const config = configOf(options)
   const supervisor = supervisorFor(config)
   // one function for every connection (the loop passes the state): nothing to make per connection
-  const serve: ServeRequest<R> = (head, state) => serveRequest(state, head, app)
+  const serve: ServeRequest<R> = (head, state) => {
+    const serving = serveRequest(state, head, app)
+    return serving === undefined ? undefined : answerInFiber(state, serving)
+  }
   const responder = () => serve
   return Handler.stream((connection) => serveConnection(connection, config, supervisor, responder), {
     name: options?.name ?? "http",

@@ -328,6 +328,19 @@ describe("EffectHttpServer", () => {
           assert.strictEqual(answer!.body, "short")
           halfClosing.destroy()
         }))
+
+      it.live("an app slower than the request timeout is interrupted: effect's 503 for it, then a close", () =>
+        Effect.gen(function*() {
+          const port = yield* serveApp(strategy(), { requestTimeout: "300 millis" })
+          const before = Apps.slowOutcomes.length
+          const client = yield* promise(() => Http.connect(port))
+          client.send(Http.get("/slow"))
+          const [response] = yield* promise(() => client.responses(1, [], 5_000))
+          // what effect's server answers for a request whose fiber was interrupted
+          assert.strictEqual(response!.status, 503)
+          yield* promise(() => client.closed())
+          assert.strictEqual(yield* Deferred.await(Apps.slowOutcomes[before]!).pipe(Effect.timeout("5 seconds")), "interrupted")
+        }))
     })
   }
 

@@ -112,6 +112,7 @@ export const responder = (server: ServerContext, inFlight: InFlight) =>
   // what is left once the application is done: the rest of the body, or the conversation of a switched protocol
   const finish = (exchange: Exchange, app: InstalledApp): Effect.Effect<void, Connection.ConnectionError> | undefined => {
     inFlight.current = undefined
+    state.cancelRequest = undefined
     app.running.delete(exchange)
     if (exchange.switched) {
       // the connection speaks another protocol now: close it once that conversation is over
@@ -140,6 +141,8 @@ export const responder = (server: ServerContext, inFlight: InFlight) =>
     if (fiber.pollUnsafe() !== undefined) return finish(exchange, app)
     exchange.fiber = fiber
     inFlight.current = exchange
+    // a stop (the request timeout) interrupts the application's fiber; the loop then ends with the stop's reason
+    state.cancelRequest = () => fiber.interruptUnsafe()
     app.running.add(exchange)
     return Effect.flatMap(
       Effect.onInterrupt(Fiber.await(fiber), () => Effect.sync(() => fiber.interruptUnsafe())),

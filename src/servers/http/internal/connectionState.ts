@@ -6,7 +6,6 @@
  * end of a request.
  */
 import { Cause, Effect, Exit, Option, Stream } from "effect"
-import type { Fiber } from "effect"
 import type { Pull } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Connection from "../../../core/Connection.ts"
@@ -87,8 +86,8 @@ export class ConnectionState implements BodySource, Member {
   readonly parser: Http1Parser.RequestParser
   /** Why the loop was stopped from outside (the first reason wins); `undefined` while it runs on. */
   stopReason: StopReason | undefined = undefined
-  /** The fiber that runs the request loop, which a stop interrupts. */
-  loopFiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
+  /** Interrupts the request being answered in a fiber of its own (set by its responder while it runs), for a stop. */
+  cancelRequest: (() => void) | undefined = undefined
 
   events: Array<Http1Parser.ParseEvent> = noEvents
   index = 0
@@ -159,16 +158,17 @@ export class ConnectionState implements BodySource, Member {
     return this.#pull ??= Effect.suspend(() => this.nextBody())
   }
 
+  /**
+   * Stops the loop from outside, without a fiber per connection to interrupt: a request being answered is
+   * interrupted; a loop that waits for input sees its input end; one that waits to write (a peer that does not read)
+   * sees the connection close. Either way the loop then ends with `stopReason` (see `requestLoop.ts`).
+   */
   stopWith(reason: StopReason): void {
     if (this.stopReason !== undefined) return
     this.stopReason = reason
-    this.loopFiber?.interruptUnsafe()
-  }
-
-  /** The request loop runs in `fiber`: a stop that came first interrupts it at once. */
-  loopStarted(fiber: Fiber.Fiber<unknown, unknown>): void {
-    this.loopFiber = fiber
-    if (this.stopReason !== undefined) fiber.interruptUnsafe()
+    const cancel = this.cancelRequest
+    if (cancel !== undefined) cancel()
+    else Effect.runFork(this.awaitingInput ? this.connection.stopReading : this.connection.close)
   }
 
   beginShutdown(): void {

@@ -6,15 +6,19 @@
  * Between waits the loop is plain code, and it runs as the bytes arrive (`Connection.readWhile`), so a keep-alive
  * request that a responder answers without waiting costs no fiber step at all. The effects it waits on are built
  * once per connection.
+ *
+ * The loop runs in the handler's fiber. A stop from outside (a deadline, a graceful shutdown) reaches it without a
+ * fiber of its own to interrupt, which an idle connection would keep for as long as it lives (~1.3 KB): the state
+ * ends the input of a loop that waits for it, and interrupts a request that its responder answers in a fiber of its
+ * own (`answerInFiber`); the loop then ends with the stop's reason.
  */
-import { Cause, Effect, Exit } from "effect"
+import { Cause, Effect, Exit, Fiber } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import type * as Connection from "../../../core/Connection.ts"
 import * as Server from "../../../core/Server.ts"
 import type { HttpRequestHead } from "../../../protocol/http/RequestHead.ts"
 import { ConnectionState, Phase } from "./connectionState.ts"
 import type { Config } from "./connectionState.ts"
-import * as Stoppable from "../../internal/stoppable.ts"
 import { StopReason } from "./supervisor.ts"
 import type { Supervisor } from "./supervisor.ts"
 import { encodeFixed, errorResponse, Mode } from "./wire.ts"
@@ -34,6 +38,7 @@ const idleStop: Effect.Effect<StopReason> = Effect.succeed(StopReason.Idle)
 const loop = <R>(state: ConnectionState, serve: ServeRequest<R>): Effect.Effect<StopReason, Connection.ConnectionError, R> => {
   // What comes next: an effect for the fiber to run, or `undefined` to wait for more bytes.
   const advance = (): Effect.Effect<StopReason, Connection.ConnectionError, R> | undefined => {
+    if (state.stopReason !== undefined) return Effect.succeed(state.stopReason)
     for (;;) {
       const event = state.closing ? undefined : state.nextEvent()
       if (event === undefined) {
@@ -97,13 +102,8 @@ export const serveConnection = <R>(
     return Effect.andThen(
       supervisor.join(state),
       Effect.suspend(() =>
-        // The loop runs in one fiber that a deadline or a shutdown interrupts: racing it against a stop signal would
-        // keep two more fibers per connection for as long as it lives.
         Effect.flatMap(
-          Effect.ensuring(
-            Stoppable.runStoppable(loop(state, responder(state)), (fiber) => state.loopStarted(fiber)),
-            supervisor.leave(state)
-          ),
+          Effect.ensuring(Effect.exit(loop(state, responder(state))), supervisor.leave(state)),
           (exit) => afterLoop(state, exit)
         )
       )
@@ -126,3 +126,33 @@ const afterLoop = (
   }
   return Effect.void
 }
+
+/**
+ * Answers a request in a fiber of its own, which a stop (the request timeout) interrupts through
+ * `ConnectionState.cancelRequest`, while the loop waits for it; one that is done without waiting needs no more. For
+ * responders whose requests would otherwise run in the loop's fiber, where nothing could interrupt them alone.
+ */
+export const answerInFiber = <R>(
+  state: ConnectionState,
+  serving: Effect.Effect<void, Connection.ConnectionError, R>
+): Effect.Effect<void, Connection.ConnectionError, R> =>
+  Effect.flatMap(Effect.context<R>(), (context) => {
+    const fiber = Effect.runForkWith(context)(serving)
+    const done = fiber.pollUnsafe()
+    if (done !== undefined) return done
+    state.cancelRequest = () => fiber.interruptUnsafe()
+    return Effect.flatMap(
+      Effect.callback<Exit.Exit<void, Connection.ConnectionError>>((resume) => {
+        fiber.addObserver((exit) => resume(Effect.succeed(exit)))
+        // the loop itself is interrupted (the server's drain ran out): so is the request, and the loop waits for it
+        return Fiber.interrupt(fiber)
+      }),
+      (exit) => {
+        state.cancelRequest = undefined
+        // cut short by a stop: the loop goes on to end with the stop's reason
+        return Exit.isFailure(exit) && state.stopReason !== undefined && Cause.hasInterruptsOnly(exit.cause)
+          ? Effect.void
+          : exit
+      }
+    )
+  })
