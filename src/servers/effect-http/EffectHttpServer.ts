@@ -46,8 +46,8 @@ import * as HttpServerNative from "../http/HttpServer.ts"
 import type { Config } from "../http/internal/connectionState.ts"
 import { serveConnection } from "../http/internal/requestLoop.ts"
 import type { Supervisor } from "../http/internal/supervisor.ts"
-import { AppSlot, makeHttpServer, responder, watchClientAbort } from "./internal/responder.ts"
-import type { InFlight, ServerContext } from "./internal/responder.ts"
+import { AppSlot, makeHttpServer, responder } from "./internal/responder.ts"
+import type { ServerContext } from "./internal/responder.ts"
 import type { UpgradeContext } from "./internal/upgrade.ts"
 
 /**
@@ -128,12 +128,7 @@ const serveEffectConnection = (
   server: ServerContext,
   config: Config,
   supervisor: Supervisor
-): Effect.Effect<void, Connection.ConnectionError> =>
-  Effect.gen(function*() {
-    const inFlight: InFlight = { current: undefined }
-    yield* Effect.forkChild(watchClientAbort(connection, inFlight), { startImmediately: true })
-    yield* serveConnection(connection, config, supervisor, responder(server, inFlight))
-  })
+): Effect.Effect<void, Connection.ConnectionError> => serveConnection(connection, config, supervisor, responder(server))
 
 /**
  * effect's `HttpServer` over the current netkit `Server`, which must run connections in this process (`sequential`

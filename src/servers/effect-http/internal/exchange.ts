@@ -75,8 +75,10 @@ export class Exchange {
   /** Set when the request has a body (Content-Length > 0 or chunked). */
   readonly hasBody: boolean
   readonly scheme: "http" | "https"
-  /** The fiber running the application (the connection's loop), for a client abort. */
+  /** The fiber running the application, while it waits: for a client abort or a stop. */
   fiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
+  /** Watches the connection while the application waits, to interrupt it if the client goes away. */
+  abortWatch: Fiber.Fiber<void> | undefined = undefined
   /** The response head was queued or written. */
   responded = false
   /** The connection may carry another request after this response. */

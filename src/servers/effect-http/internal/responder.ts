@@ -8,7 +8,8 @@
  *   read event that completed the request, so an app that answers without waiting costs no step of the
  *   connection's fiber: its response joins the batch of the read, as pipelined responses do.
  * - When the client goes away while its request runs (`Connection.closed`, which a half-close does not trip), that
- *   fiber is interrupted as a `ClientAbort` (effect answers such requests with 499, which nobody receives).
+ *   fiber is interrupted as a `ClientAbort` (effect answers such requests with 499, which nobody receives). The
+ *   connection is watched only while a request waits: an idle keep-alive connection keeps no watcher fiber.
  */
 import { Context, Deferred, Effect, Fiber, Option, Scope } from "effect"
 import { HttpEffect, HttpServer, HttpServerError, HttpServerRequest } from "effect/http"
@@ -87,21 +88,15 @@ export const makeHttpServer = (slot: AppSlot, address: NetAddress.SocketAddress)
       })
   })
 
-/** The request the connection's client is waiting for, if any: what a client abort interrupts. */
-export interface InFlight {
-  current: Exchange | undefined
-}
-
-/** Interrupts the request in flight when the connection goes away. Runs for the life of the connection. */
-export const watchClientAbort = (connection: Connection.Connection, inFlight: InFlight): Effect.Effect<void> =>
-  Effect.andThen(
+/** Interrupts `fiber`, a request's, as a `ClientAbort` when the connection goes away; interrupt the watcher when done. */
+const watchClientAbort = (connection: Connection.Connection, fiber: Fiber.Fiber<unknown, unknown>): Fiber.Fiber<void> =>
+  Effect.runFork(Effect.andThen(
     connection.closed,
-    Effect.sync(() => inFlight.current?.fiber?.interruptUnsafe(undefined, HttpServerError.ClientAbort.annotation))
-  )
+    Effect.sync(() => fiber.interruptUnsafe(undefined, HttpServerError.ClientAbort.annotation))
+  ))
 
 /** The responder of one connection. */
-export const responder = (server: ServerContext, inFlight: InFlight) =>
-(state: ConnectionState): ServeRequest<never> => {
+export const responder = (server: ServerContext) => (state: ConnectionState): ServeRequest<never> => {
   const peer = state.connection.remoteAddress
   const remoteAddress = peer === undefined ? Option.none<string>() : Option.some(NetAddress.formatIp(peer.address))
   const unavailable = (head: HttpRequestHead) => {
@@ -111,7 +106,7 @@ export const responder = (server: ServerContext, inFlight: InFlight) =>
   }
   // what is left once the application is done: the rest of the body, or the conversation of a switched protocol
   const finish = (exchange: Exchange, app: InstalledApp): Effect.Effect<void, Connection.ConnectionError> | undefined => {
-    inFlight.current = undefined
+    exchange.abortWatch?.interruptUnsafe()
     state.cancelRequest = undefined
     app.running.delete(exchange)
     if (exchange.switched) {
@@ -140,7 +135,7 @@ export const responder = (server: ServerContext, inFlight: InFlight) =>
     const fiber = Effect.runForkWith(context)(app.handled)
     if (fiber.pollUnsafe() !== undefined) return finish(exchange, app)
     exchange.fiber = fiber
-    inFlight.current = exchange
+    exchange.abortWatch = watchClientAbort(state.connection, fiber)
     // a stop (the request timeout) interrupts the application's fiber; the loop then ends with the stop's reason
     state.cancelRequest = () => fiber.interruptUnsafe()
     app.running.add(exchange)
