@@ -4,13 +4,14 @@
  * set it up, then leaves them all idle and reads the server's resident memory before and after.
  *
  *   node bench/load/connectionsLoad.ts --mode echo|http --host H --port P --server-pid PID
- *     [--connections N] [--warmup N] [--sources K] [--settle-ms MS]
+ *     [--connections N] [--further N] [--warmup N] [--sources K] [--settle-ms MS]
  *
  * Steps: `--warmup` connections are opened, exercised and closed (so that the server's code is compiled before the
- * baseline), then the baseline RSS is read; `--connections` are opened in two halves, at most `maxConnecting` at a
- * time, and exercised; after each half and `--settle-ms` the RSS is read again, while every connection is still
- * open. Two figures come out: the whole growth over all connections, and the growth over the second half alone
- * (the marginal cost, once the process has grown whatever it grows once, such as V8's young generation).
+ * baseline), then the baseline RSS is read; `--connections` are opened, at most `maxConnecting` at a time, and
+ * exercised, and after `--settle-ms` the RSS is read again; then `--further` more (default: a quarter as many) and
+ * the RSS once more, while every connection is still open. Two figures come out: the whole growth over the
+ * connections, and the growth over the further ones alone (the marginal cost: what one more costs once the process
+ * has grown what it grows once, such as V8's young generation, which reaches its maximum during the first batch).
  * Connections are reset at the end (no TIME_WAIT left behind).
  *
  * One source address has ~28k ephemeral ports per destination; `--sources K` spreads the connections over
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     port: { type: "string" },
     "server-pid": { type: "string" },
     connections: { type: "string", default: "10000" },
+    further: { type: "string" },
     warmup: { type: "string", default: "1000" },
     sources: { type: "string" },
     "settle-ms": { type: "string", default: "2000" }
@@ -42,8 +44,9 @@ const host = values.host
 const port = Number(values.port)
 const serverPid = Number(values["server-pid"])
 const connections = Number(values.connections)
+const further = values.further === undefined ? Math.ceil(connections / 4) : Number(values.further)
 const warmup = Number(values.warmup)
-const sources = values.sources === undefined ? Math.ceil(connections / 20_000) : Number(values.sources)
+const sources = values.sources === undefined ? Math.ceil((connections + further) / 20_000) : Number(values.sources)
 const settleMs = Number(values["settle-ms"])
 
 /** Connects in flight at once: well under the listen backlog (511), so no SYN is dropped and retried. */
@@ -65,7 +68,7 @@ const fail = (error: string): void => emit({ ok: false, error }, 1)
 
 const valid = (mode === "echo" || mode === "http") && Number.isInteger(port) && port > 0 && port < 65536 &&
   Number.isInteger(serverPid) && serverPid > 0 && Number.isInteger(connections) && connections >= 1 &&
-  connections <= 100_000 && Number.isInteger(warmup) && warmup >= 0 && Number.isInteger(sources) && sources >= 1 &&
+  connections <= 100_000 && Number.isInteger(further) && further >= 1 && further <= 100_000 && Number.isInteger(warmup) && warmup >= 0 && Number.isInteger(sources) && sources >= 1 &&
   sources <= 250 && settleMs >= 0 && settleMs <= 60_000
 
 const request = Buffer.from(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`, "latin1")
@@ -136,17 +139,17 @@ const main = async (): Promise<void> => {
   await sleep(settleMs)
   const rssBefore = serverRss()
   const opening = Date.now()
-  const half = Math.floor(connections / 2)
-  const sockets = await openMany(half, 0)
-  await sleep(settleMs)
-  const rssHalf = serverRss()
-  sockets.push(...await openMany(connections - half, half))
-  const openMs = Date.now() - opening - settleMs
+  const sockets = await openMany(connections, 0)
+  const openMs = Date.now() - opening
   await sleep(settleMs)
   const rssAfter = serverRss()
-  if (rssBefore === null || rssHalf === null || rssAfter === null) return fail("the server exited during the run")
+  sockets.push(...await openMany(further, connections))
+  await sleep(settleMs)
+  const rssFurther = serverRss()
+  if (rssBefore === null || rssAfter === null || rssFurther === null) return fail("the server exited during the run")
+  const held = connections + further
   const stillOpen = sockets.filter((socket) => !socket.destroyed).length
-  if (stillOpen < connections) return fail(`${connections - stillOpen} of ${connections} connections were closed while idle`)
+  if (stillOpen < held) return fail(`${held - stillOpen} of ${held} connections were closed while idle`)
   emit({
     ok: true,
     mode,
@@ -154,10 +157,11 @@ const main = async (): Promise<void> => {
     sources,
     warmup,
     rssBeforeBytes: rssBefore,
-    rssHalfBytes: rssHalf,
+    further,
     rssAfterBytes: rssAfter,
+    rssFurtherBytes: rssFurther,
     bytesPerConnection: (rssAfter - rssBefore) / connections,
-    marginalBytesPerConnection: (rssAfter - rssHalf) / (connections - half),
+    marginalBytesPerConnection: (rssFurther - rssAfter) / further,
     openMs,
     totalMs: Date.now() - startedAt,
     loadFileLimit: readFileLimit(process.pid),
