@@ -8,7 +8,7 @@
  *
  * Steps: `--warmup` connections are opened, exercised and closed (so that the server's code is compiled before the
  * baseline), then the baseline RSS is read; `--connections` are opened, at most `maxConnecting` at a time, and
- * exercised, and after `--settle-ms` the RSS is read again; then `--further` more (default: a quarter as many) and
+ * exercised, and after `--settle-ms` the RSS is read again; then `--further` more (default: half as many) and
  * the RSS once more, while every connection is still open. Two figures come out: the whole growth over the
  * connections, and the growth over the further ones alone (the marginal cost: what one more costs once the process
  * has grown what it grows once, such as V8's young generation, which reaches its maximum during the first batch).
@@ -44,7 +44,7 @@ const host = values.host
 const port = Number(values.port)
 const serverPid = Number(values["server-pid"])
 const connections = Number(values.connections)
-const further = values.further === undefined ? Math.ceil(connections / 4) : Number(values.further)
+const further = values.further === undefined ? Math.ceil(connections / 2) : Number(values.further)
 const warmup = Number(values.warmup)
 const sources = values.sources === undefined ? Math.ceil((connections + further) / 20_000) : Number(values.sources)
 const settleMs = Number(values["settle-ms"])

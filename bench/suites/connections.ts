@@ -12,8 +12,8 @@
  * maximum that Node derives from the memory the process may use: semi-spaces of 32 MB up to 2 GiB (a container's
  * limit, or the machine's memory), 64 MB from 4 GiB (measured with Node 24 in memory cgroups). The capped rows use
  * 32 MB, so they show what Node's defaults give in a 2 GiB container. With 64 MB, setting up 10,000 connections
- * grows the young generation of a server that keeps more than a few KiB per connection by ~64 MB, once; that lands
- * in the per-connection figure of 10,000. The generator then opens a quarter as many again, and the cost of those
+ * grows the young generation of a server that keeps more than a few KiB per connection by up to 64 MB, once; that lands
+ * in the per-connection figure of 10,000. The generator then opens half as many again, and the cost of those
  * alone (the "marginal" column) shows what one more connection costs once the process has grown.
  *
  * Before the baseline a small warm-up batch is opened, exercised and closed, so that compiling the servers' code is
@@ -49,8 +49,8 @@ interface Timing {
   readonly quietWaitMs: number
 }
 
-const FULL: Timing = { rounds: 2, connections: 10_000, further: 2_500, warmup: 1_000, settleMs: 2_000, quietWaitMs: 3000 }
-const QUICK: Timing = { rounds: 1, connections: 2_000, further: 500, warmup: 200, settleMs: 1_000, quietWaitMs: 1000 }
+const FULL: Timing = { rounds: 2, connections: 10_000, further: 5_000, warmup: 1_000, settleMs: 2_000, quietWaitMs: 3000 }
+const QUICK: Timing = { rounds: 1, connections: 2_000, further: 1_000, warmup: 200, settleMs: 1_000, quietWaitMs: 1000 }
 
 /** Descriptors a process needs besides its connections. */
 const spareFiles = 1024
