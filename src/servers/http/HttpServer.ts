@@ -14,7 +14,8 @@
  *   responses leave in request order. All the responses a read produced go out in one write (one syscall).
  * - The loop is plain code between waits and runs in the socket's read event (`Connection.readWhile`): a request
  *   whose application answers with a ready value (an `Exit`) is parsed, answered and written there, with
- *   `tryWriteAll`. The fiber runs only what must wait: an effectful application, a full send buffer, a body.
+ *   `tryWriteAll`. The fiber runs only what must wait: an effectful application (in a fiber of its own, which the
+ *   request timeout interrupts), a full send buffer, a body. An idle connection keeps no fiber but its handler's.
  * - A request without a body builds no Stream: its body source is empty. A fixed response is one buffer, cached
  *   per second when the application returns the same response object.
  * - The request body is pulled from the parser's events as the application consumes it; `100 Continue` is sent on
