@@ -380,6 +380,17 @@ describe("HttpServer", () => {
         assert.strictEqual(response!.status, 408)
         yield* promise(() => client.closed())
       }))
+
+    it.live("an application still waiting at the request timeout is interrupted: 408 and a close", () =>
+      Effect.gen(function*() {
+        const { port } = yield* start(Apps.appShortTimeouts)
+        const client = yield* promise(() => Http.connect(port))
+        client.send(Http.get("/stall"))
+        const [response] = yield* promise(() => client.responses(1, [], 5_000))
+        assert.strictEqual(response!.status, 408)
+        assert.strictEqual(response!.headers["connection"], "close")
+        yield* promise(() => client.closed())
+      }))
   })
 
   describe("graceful shutdown", () => {
