@@ -387,10 +387,10 @@ class NodeConnection implements Connection.Connection {
   freeHeld(): void {
     const held = this.held
     if (held === undefined || this.raw.writableLength > 0) return
-    for (const buffer of held) {
-      if (buffer.length === largeLentBytes && this.spare.length < maxSpareBuffers) this.spare.push(buffer)
-    }
     this.held = undefined
+    // spares only while the connection streams: one that went back to the shared buffer (idle) keeps none
+    if (this.readBuffer === undefined) return
+    for (const buffer of held) if (this.spare.length < maxSpareBuffers) this.spare.push(buffer)
   }
 
   start(lend: boolean): void {
