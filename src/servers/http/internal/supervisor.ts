@@ -1,12 +1,12 @@
 /**
  * The connections of one HTTP handler, watched together: one ticker checks their deadlines (so that a read costs no
- * timer of its own, as in Node's http server) and one watcher per shutdown signal tells them that a graceful
- * shutdown began. Both are fibers in the supervisor's own scope, which opens with the first connection and closes
- * with the last; time is effect's `Clock`, so a `TestClock` drives the deadlines too.
+ * timer of its own, as in Node's http server), a fiber in the supervisor's own scope, which opens with the first
+ * connection and closes with the last; time is effect's `Clock`, so a `TestClock` drives the deadlines too. A
+ * graceful shutdown reaches them through one registration per shutdown signal (`ShutdownWatch`).
  */
 import { Clock, Effect, Exit, Scope } from "effect"
-import type { Fiber } from "effect"
 import type * as Server from "../../../core/Server.ts"
+import * as ShutdownWatch from "../../internal/shutdownWatch.ts"
 
 /**
  * Why a connection's loop was stopped from outside.
@@ -38,7 +38,8 @@ export interface Member {
  */
 export class Supervisor {
   readonly members = new Set<Member>()
-  readonly watchers = new Map<Server.ShutdownSignal, { count: number; fiber: Fiber.Fiber<void> }>()
+  /** Per shutdown signal: its members, and the function that cancels the registration. */
+  readonly watchers = new Map<Server.ShutdownSignal, { count: number; cancel: () => void }>()
   readonly tickMillis: number
   /** The supervisor's clock, as of the last tick. */
   now = 0
@@ -60,34 +61,25 @@ export class Supervisor {
   join(member: Member): Effect.Effect<void> {
     return Effect.withFiber((fiber) => {
       this.members.add(member)
-      let scope = this.scope
-      const forks: Array<Effect.Effect<unknown>> = []
-      if (scope === undefined) {
-        scope = this.scope = Scope.makeUnsafe()
-        this.now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-        forks.push(Effect.forkIn(this.ticker, scope))
-      }
       const signal = member.signal
       const watcher = this.watchers.get(signal)
       if (watcher !== undefined) watcher.count++
-      else {
-        const watching = Effect.andThen(signal.requested, Effect.sync(() => this.shutdown(signal)))
-        forks.push(Effect.map(Effect.forkIn(watching, scope), (fiber) => {
-          this.watchers.set(signal, { count: 1, fiber })
-        }))
-      }
-      return forks.length === 0 ? Effect.void : Effect.asVoid(Effect.all(forks))
+      else this.watchers.set(signal, { count: 1, cancel: ShutdownWatch.onShutdown(signal, () => this.shutdown(signal)) })
+      if (this.scope !== undefined) return Effect.void
+      const scope = this.scope = Scope.makeUnsafe()
+      this.now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      return Effect.asVoid(Effect.forkIn(this.ticker, scope))
     })
   }
 
-  /** Stops watching `member`; the last one closes the scope, which ends the ticker and the watchers. */
+  /** Stops watching `member`; the last one closes the scope, which ends the ticker. */
   leave(member: Member): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.members.delete(member)
       const watcher = this.watchers.get(member.signal)
       if (watcher !== undefined && --watcher.count === 0) {
         this.watchers.delete(member.signal)
-        watcher.fiber.interruptUnsafe()
+        watcher.cancel()
       }
       const scope = this.scope
       if (this.members.size > 0 || scope === undefined) return Effect.void
