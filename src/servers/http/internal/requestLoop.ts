@@ -115,10 +115,9 @@ const afterLoop = (
   state: ConnectionState,
   exit: Exit.Exit<StopReason, Connection.ConnectionError>
 ): Effect.Effect<void, Connection.ConnectionError> => {
-  let reason: StopReason
-  if (Exit.isSuccess(exit)) reason = exit.value
-  else if (state.stopReason !== undefined && Cause.hasInterruptsOnly(exit.cause)) reason = state.stopReason
-  else return Effect.failCause(exit.cause)
+  // a stop ends the loop with its reason (see `advance`), never with an interruption
+  if (Exit.isFailure(exit)) return Effect.failCause(exit.cause)
+  const reason = exit.value
   if ((reason === StopReason.Headers || reason === StopReason.Request) && !state.responseStarted) {
     const out = state.out
     out.push(encodeFixed(errorResponse(408), Mode.Close, false))
