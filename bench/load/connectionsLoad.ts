@@ -68,8 +68,9 @@ const fail = (error: string): void => emit({ ok: false, error }, 1)
 
 const valid = (mode === "echo" || mode === "http") && Number.isInteger(port) && port > 0 && port < 65536 &&
   Number.isInteger(serverPid) && serverPid > 0 && Number.isInteger(connections) && connections >= 1 &&
-  connections <= 100_000 && Number.isInteger(further) && further >= 1 && further <= 100_000 && Number.isInteger(warmup) && warmup >= 0 && Number.isInteger(sources) && sources >= 1 &&
-  sources <= 250 && settleMs >= 0 && settleMs <= 60_000
+  connections <= 100_000 && Number.isInteger(further) && further >= 1 && further <= 100_000 &&
+  Number.isInteger(warmup) && warmup >= 0 && Number.isInteger(sources) && sources >= 1 && sources <= 250 &&
+  settleMs >= 0 && settleMs <= 60_000
 
 const request = Buffer.from(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`, "latin1")
 const ping = Buffer.from("x")

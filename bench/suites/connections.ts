@@ -12,8 +12,8 @@
  * maximum that Node derives from the memory the process may use: semi-spaces of 32 MB up to 2 GiB (a container's
  * limit, or the machine's memory), 64 MB from 4 GiB (measured with Node 24 in memory cgroups). The capped rows use
  * 32 MB, so they show what Node's defaults give in a 2 GiB container. With 64 MB, setting up 10,000 connections
- * grows the young generation of a server that keeps more than a few KiB per connection by up to 64 MB, once; that lands
- * in the per-connection figure of 10,000. The generator then opens half as many again, and the cost of those
+ * grows the young generation of a server that keeps more than a few KiB per connection by up to 64 MB, once; that
+ * lands in the per-connection figure of 10,000. The generator then opens half as many again, and the cost of those
  * alone (the "marginal" column) shows what one more connection costs once the process has grown.
  *
  * Before the baseline a small warm-up batch is opened, exercised and closed, so that compiling the servers' code is
@@ -49,7 +49,14 @@ interface Timing {
   readonly quietWaitMs: number
 }
 
-const FULL: Timing = { rounds: 2, connections: 10_000, further: 5_000, warmup: 1_000, settleMs: 2_000, quietWaitMs: 3000 }
+const FULL: Timing = {
+  rounds: 2,
+  connections: 10_000,
+  further: 5_000,
+  warmup: 1_000,
+  settleMs: 2_000,
+  quietWaitMs: 3000
+}
 const QUICK: Timing = { rounds: 1, connections: 2_000, further: 1_000, warmup: 200, settleMs: 1_000, quietWaitMs: 1000 }
 
 /** Descriptors a process needs besides its connections. */
@@ -283,8 +290,8 @@ export const connectionsSuite: Suite = {
         `${timing.rounds} round(s), targets alternate; each target's lowest figure is shown.\n` +
         `  ${quietWaitNote(timing.quietWaitMs)}\n` +
         `  Servers and load generator ask for ${num(fileLimit)} open files (ulimit -n; the hard limit if lower).\n` +
-        `  KiB/conn = (server RSS with them open - RSS before) / connections; marginal: each of ${num(timing.further)} ` +
-        "opened on top of them;\n" +
+        "  KiB/conn = (server RSS with them open - RSS before) / connections; " +
+        `marginal: each of ${num(timing.further)} opened on top of them;\n` +
         `  "semi-space ${cappedSemiSpaceMb} MB" rows run node --max-semi-space-size=${cappedSemiSpaceMb}, which is ` +
         "Node's own choice for a process with 2 GiB of memory (with 4 GiB or more it chooses 64 MB);\n" +
         "  each is compared with its anchor run the same way. Goal for ours: <= 8 KiB."

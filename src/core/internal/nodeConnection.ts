@@ -349,7 +349,7 @@ class NodeConnection implements Connection.Connection {
 
   // --- lent reads
 
-  /** The buffer Node reads this connection's next bytes into: its own large one while it streams, else the shared one. */
+  /** Where Node reads this connection's next bytes: its own large buffer while it streams, else the shared one. */
   nextReadBuffer(): Buffer {
     return this.readBuffer ?? sharedSmallBuffer()
   }

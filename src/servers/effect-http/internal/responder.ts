@@ -88,7 +88,7 @@ export const makeHttpServer = (slot: AppSlot, address: NetAddress.SocketAddress)
       })
   })
 
-/** Interrupts `fiber`, a request's, as a `ClientAbort` when the connection goes away; interrupt the watcher when done. */
+/** Interrupts `fiber`, a request's, as a `ClientAbort` if the connection goes away; interrupt the watcher when done. */
 const watchClientAbort = (connection: Connection.Connection, fiber: Fiber.Fiber<unknown, unknown>): Fiber.Fiber<void> =>
   Effect.runFork(Effect.andThen(
     connection.closed,

@@ -64,7 +64,10 @@ export class Supervisor {
       const signal = member.signal
       const watcher = this.watchers.get(signal)
       if (watcher !== undefined) watcher.count++
-      else this.watchers.set(signal, { count: 1, cancel: ShutdownWatch.onShutdown(signal, () => this.shutdown(signal)) })
+      else {
+        const cancel = ShutdownWatch.onShutdown(signal, () => this.shutdown(signal))
+        this.watchers.set(signal, { count: 1, cancel })
+      }
       if (this.scope !== undefined) return Effect.void
       const scope = this.scope = Scope.makeUnsafe()
       this.now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
